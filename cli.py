@@ -1,0 +1,608 @@
+"""The `artreturns` command: parse options, call the engine, format what it returns.
+
+This is the only module that prints. Expected failures (EngineError) become a one-line
+message, a hint and a non-zero exit code; `--debug` shows the traceback as well.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from engine import (
+    DEFAULT_DB,
+    CommandResult,
+    Engine,
+    EngineError,
+    EventView,
+    FixedClock,
+    InputError,
+    InstanceView,
+    ProcessValidationError,
+    Registry,
+    SystemClock,
+    TaskView,
+    parse_time,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class Context:
+    """What every command needs: the database, the clock, the acting user."""
+
+    db: str
+    now: datetime | None
+    actor: str
+    debug: bool
+    _engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            clock = FixedClock(self.now) if self.now is not None else SystemClock()
+            self._engine = Engine(self.db, registry=Registry.from_entry_points(), clock=clock)
+        return self._engine
+
+
+class ArtreturnsGroup(click.Group):
+    """Turns EngineError into a message, a hint and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EngineError as exc:
+            obj = ctx.find_object(Context)
+            debug = bool(obj and obj.debug) or "--debug" in sys.argv
+            if debug:
+                traceback.print_exc(file=sys.stderr)
+            _error(exc)
+            ctx.exit(exc.exit_code)
+
+
+def _error(exc: EngineError) -> None:
+    click.echo(f"Error: {exc.message}", err=True)
+    if isinstance(exc, ProcessValidationError) and len(exc.problems) > 1:
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+    if exc.hint:
+        click.echo(f"Hint: {exc.hint}", err=True)
+
+
+def _default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "operator"
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+def _console() -> Console:
+    # A terminal gets its own width; a pipe or file gets long lines rather than wraps.
+    if sys.stdout.isatty():
+        return Console(highlight=False)
+    return Console(width=200, highlight=False, no_color=True)
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False))
+
+
+def json_option(fn: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(fn)
+
+
+def _time(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+# -- input parsing ------------------------------------------------------------------
+
+
+def parse_data(data: str | None, sets: Sequence[str]) -> dict[str, Any]:
+    """`--data JSON|@file` merged with `--set key=value` (value as JSON when it parses)."""
+    result: dict[str, Any] = {}
+    if data:
+        text = data
+        if data.startswith("@"):
+            path = Path(data[1:])
+            try:
+                text = path.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+        try:
+            loaded = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(
+                f"--data is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+                "Give a JSON object such as '{\"amount\": 1200}' or @file.json.",
+            ) from exc
+        if not isinstance(loaded, dict):
+            raise InputError("--data must be a JSON object", "For example '{\"approved\": true}'.")
+        result.update(loaded)
+    for item in sets:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--set {item!r} is not key=value", "For example --set approved=true.")
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        target = result
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = target.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise InputError(f"--set {item!r}: '{part}' is already a value, not an object")
+            target = child
+        target[parts[-1]] = value
+    return result
+
+
+def data_options(fn: F) -> F:
+    fn = click.option(
+        "--set",
+        "sets",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Set one field (repeatable); VALUE is read as JSON when it parses, else text. "
+        "Dotted keys make nested objects.",
+    )(fn)
+    return click.option(
+        "--data", metavar="JSON|@FILE", help="Data as a JSON object, or @file with one."
+    )(fn)
+
+
+# -- output -------------------------------------------------------------------------
+
+
+def _task_table(tasks: Iterable[TaskView], title: str | None = None) -> Table:
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for column in ("task", "instance", "step", "role", "state", "due", "created"):
+        table.add_column(column)
+    for task in tasks:
+        state = task.state
+        if task.state == "FAILED":
+            state = f"FAILED ({task.attempts}x)"
+        table.add_row(
+            task.short_id,
+            task.business_key or f"#{task.instance_id}",
+            f"{task.name} [{task.bpmn_id}]",
+            task.role or "",
+            state,
+            _time(task.due_at),
+            _time(task.created_at),
+        )
+    return table
+
+
+def _print_result(result: CommandResult, as_json: bool, verb: str) -> None:
+    if as_json:
+        _echo_json(result.to_dict())
+        return
+    instance = result.instance
+    click.echo(
+        f"{verb} {instance.label} ({instance.process_id} v{instance.process_version}): "
+        f"{instance.status}"
+    )
+    _print_open(instance)
+    for failure in result.failures:
+        click.echo(f"Warning: a service task failed: {failure}", err=True)
+    if result.failures:
+        click.echo(f"Hint: fix the cause, then run `artreturns retry {instance.label}`.", err=True)
+
+
+def _print_open(instance: InstanceView) -> None:
+    if not instance.open_tasks:
+        return
+    click.echo("Open:")
+    for task in instance.open_tasks:
+        details = [task.kind]
+        if task.role:
+            details.append(f"role {task.role}")
+        if task.due_at:
+            details.append(f"due {_time(task.due_at)}")
+        if task.state == "FAILED":
+            details.append(f"FAILED: {task.error}")
+        click.echo(f"  {task.short_id}  {task.name} [{task.bpmn_id}]  ({', '.join(details)})")
+
+
+# -- commands -----------------------------------------------------------------------
+
+
+@click.group(cls=ArtreturnsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    envvar="ARTRETURNS_DB",
+    default=DEFAULT_DB,
+    show_default=True,
+    help="Database: a SQLite file path or a SQLAlchemy URL (env ARTRETURNS_DB).",
+)
+@click.option(
+    "--now",
+    "now_text",
+    envvar="ARTRETURNS_NOW",
+    metavar="TIME",
+    help="Act as if it were this ISO 8601 time (env ARTRETURNS_NOW); default: the clock.",
+)
+@click.option(
+    "--as",
+    "actor",
+    envvar="ARTRETURNS_USER",
+    metavar="USER",
+    help="The acting user (env ARTRETURNS_USER); default: the login name.",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="artreturns")
+@click.pass_context
+def cli(ctx: click.Context, db: str, now_text: str | None, actor: str | None, debug: bool) -> None:
+    """Run the art return and exchange procedure as BPMN processes.
+
+    \b
+    A first session:
+      artreturns init
+      artreturns deploy processes/
+      artreturns start return_request --key RMA-1 --set customer=Ann
+      artreturns tasks
+      artreturns complete RMA-1:register --set order_number=A-1
+    """
+    now = parse_time(now_text) if now_text else None
+    ctx.obj = Context(db=db, now=now, actor=actor or _default_actor(), debug=debug)
+
+
+@cli.command()
+@pass_context
+def init(obj: Context) -> None:
+    """Create the database schema, or upgrade it to the newest revision."""
+    before, after = obj.engine.init()
+    if before == after:
+        click.echo(f"Database {obj.engine.db.display_url} is up to date (schema {after}).")
+    else:
+        click.echo(f"Database {obj.engine.db.display_url}: schema {before or 'none'} -> {after}.")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@json_option
+@pass_context
+def deploy(obj: Context, paths: tuple[str, ...], as_json: bool) -> None:
+    """Validate diagrams and deploy each changed process as a new version.
+
+    PATHS are .bpmn/.dmn files or folders (default: processes/). Nothing is deployed
+    when any file fails validation.
+    """
+    deployed = obj.engine.deploy(paths or ("processes",), actor=obj.actor)
+    if as_json:
+        _echo_json([d.to_dict() for d in deployed])
+        return
+    for item in deployed:
+        change = "deployed as" if item.created else "unchanged at"
+        click.echo(f"{item.process_id}: {change} version {item.version}  ({item.name})")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@pass_context
+def validate(obj: Context, paths: tuple[str, ...]) -> None:
+    """Check diagrams without deploying them (default: processes/)."""
+    checked = obj.engine.validate(paths or ("processes",))
+    for item in checked:
+        click.echo(f"{item.process_id}: ok  ({item.name})")
+
+
+@cli.command()
+@click.option(
+    "--all", "all_versions", is_flag=True, help="List every version, not only the latest."
+)
+@json_option
+@pass_context
+def processes(obj: Context, all_versions: bool, as_json: bool) -> None:
+    """List deployed processes and their versions."""
+    found = obj.engine.processes(all_versions=all_versions)
+    if as_json:
+        _echo_json([p.to_dict() for p in found])
+        return
+    if not found:
+        click.echo("No processes deployed. Deploy some with `artreturns deploy processes/`.")
+        return
+    table = Table(header_style="bold")
+    for column in ("process", "version", "name", "roles", "deployed", "by"):
+        table.add_column(column)
+    for item in found:
+        table.add_row(
+            item.process_id + ("" if item.latest else " (old)"),
+            str(item.version),
+            item.name,
+            ", ".join(item.lanes),
+            _time(item.deployed_at),
+            item.deployed_by,
+        )
+    _console().print(table)
+
+
+@cli.command()
+@click.argument("process_id")
+@click.option("--key", help="Business key to name the instance by (for example RMA-2026-000001).")
+@click.option("--version", type=int, help="Start on this version instead of the latest.")
+@data_options
+@json_option
+@pass_context
+def start(
+    obj: Context,
+    process_id: str,
+    key: str | None,
+    version: int | None,
+    data: str | None,
+    sets: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Start an instance of PROCESS_ID with data, and run it until it waits."""
+    result = obj.engine.start(
+        process_id, parse_data(data, sets), business_key=key, actor=obj.actor, version=version
+    )
+    _print_result(result, as_json, "Started")
+
+
+@cli.command()
+@click.option("--role", help="Only tasks of this role (lane).")
+@click.option("--instance", help="Only tasks of this instance.")
+@click.option("--all", "everything", is_flag=True, help="Also service tasks, timers and messages.")
+@json_option
+@pass_context
+def tasks(
+    obj: Context, role: str | None, instance: str | None, everything: bool, as_json: bool
+) -> None:
+    """List open tasks, earliest deadline first."""
+    if everything:
+        found = obj.engine.tasks(
+            role=role,
+            instance=instance,
+            kinds=("user", "manual", "service", "timer", "message"),
+            states=("READY", "QUEUED", "FAILED", "WAITING"),
+        )
+    else:
+        found = obj.engine.tasks(role=role, instance=instance)
+    if as_json:
+        _echo_json([t.to_dict() for t in found])
+        return
+    if not found:
+        click.echo("No open tasks.")
+        return
+    _console().print(_task_table(found))
+
+
+@cli.command()
+@click.argument("instance")
+@json_option
+@pass_context
+def show(obj: Context, instance: str, as_json: bool) -> None:
+    """Show an instance: status, data, open and finished tasks."""
+    view = obj.engine.show(instance)
+    if as_json:
+        _echo_json(view.to_dict())
+        return
+    click.echo(f"{view.label}  (instance #{view.id}, {view.process_id} v{view.process_version})")
+    click.echo(
+        f"  status:   {view.status}"
+        + (f", {view.incident_count} failed task(s)" if view.incident_count else "")
+    )
+    click.echo(f"  started:  {_time(view.started_at)} by {view.started_by}")
+    if view.ended_at:
+        click.echo(f"  ended:    {_time(view.ended_at)}")
+    if view.next_timer_at:
+        click.echo(f"  next timer: {_time(view.next_timer_at)}")
+    click.echo(f"  events:   {view.event_count}")
+    click.echo("  data:     " + json.dumps(view.data, ensure_ascii=False, sort_keys=True))
+    console = _console()
+    if view.open_tasks:
+        console.print(_task_table(view.open_tasks, title="Open"))
+        for task in view.open_tasks:
+            if task.error:
+                click.echo(f"  {task.short_id} failed: {task.error}")
+    if view.done_tasks:
+        table = Table(title="Done", header_style="bold")
+        for column in ("step", "role", "state", "ended", "by"):
+            table.add_column(column)
+        for task in view.done_tasks:
+            table.add_row(
+                f"{task.name} [{task.bpmn_id}]",
+                task.role or "",
+                task.state,
+                _time(task.ended_at),
+                task.completed_by or "",
+            )
+        console.print(table)
+
+
+@cli.command()
+@click.argument("task")
+@data_options
+@json_option
+@pass_context
+def complete(
+    obj: Context, task: str, data: str | None, sets: tuple[str, ...], as_json: bool
+) -> None:
+    """Complete TASK (an id prefix, or INSTANCE:STEP) with data."""
+    result = obj.engine.complete(task, parse_data(data, sets), actor=obj.actor)
+    _print_result(result, as_json, "Completed a task of")
+
+
+@cli.command()
+@click.argument("instance")
+@click.option("--reason", default="", help="Why the instance is cancelled (kept in the history).")
+@json_option
+@pass_context
+def cancel(obj: Context, instance: str, reason: str, as_json: bool) -> None:
+    """Cancel a running instance."""
+    result = obj.engine.cancel(instance, actor=obj.actor, reason=reason)
+    _print_result(result, as_json, "Cancelled")
+
+
+@cli.command(name="run-due")
+@click.option("--limit", type=int, help="Handle at most this many instances.")
+@json_option
+@pass_context
+def run_due(obj: Context, limit: int | None, as_json: bool) -> None:
+    """Fire every timer that is due now (use --now to move time)."""
+    results = obj.engine.run_due(actor=obj.actor, limit=limit)
+    if as_json:
+        _echo_json(
+            [
+                {
+                    "instance": r.instance,
+                    "error": r.error,
+                    "result": r.result.to_dict() if r.result else None,
+                }
+                for r in results
+            ]
+        )
+        return
+    if not results:
+        click.echo("No timers due.")
+        return
+    for item in results:
+        if item.error:
+            click.echo(f"{item.instance}: {item.error}", err=True)
+        elif item.result:
+            fired = sum(1 for e in item.result.events if e.kind == "timer_fired")
+            click.echo(
+                f"{item.instance}: fired {fired} timer event(s), now {item.result.instance.status}"
+            )
+
+
+@cli.command()
+@click.argument("instance")
+@json_option
+@pass_context
+def retry(obj: Context, instance: str, as_json: bool) -> None:
+    """Run the failed service tasks of INSTANCE again."""
+    result = obj.engine.retry(instance, actor=obj.actor)
+    _print_result(result, as_json, "Retried")
+
+
+@cli.command()
+@click.argument("instance")
+@click.argument("name")
+@data_options
+@json_option
+@pass_context
+def message(
+    obj: Context, instance: str, name: str, data: str | None, sets: tuple[str, ...], as_json: bool
+) -> None:
+    """Deliver the BPMN message NAME (with a payload) to INSTANCE."""
+    result = obj.engine.message(instance, name, parse_data(data, sets), actor=obj.actor)
+    _print_result(result, as_json, "Delivered to")
+
+
+@cli.command()
+@click.argument("instance")
+@click.argument("text")
+@json_option
+@pass_context
+def comment(obj: Context, instance: str, text: str, as_json: bool) -> None:
+    """Add a comment to the history of INSTANCE."""
+    result = obj.engine.comment(instance, text, actor=obj.actor)
+    _print_result(result, as_json, "Commented on")
+
+
+@cli.command()
+@click.argument("instance")
+@json_option
+@pass_context
+def history(obj: Context, instance: str, as_json: bool) -> None:
+    """The history of INSTANCE, one event per line, oldest first."""
+    events = obj.engine.history(instance)
+    if as_json:
+        _echo_json([e.to_dict() for e in events])
+        return
+    table = Table(header_style="bold")
+    for column in ("#", "time", "actor", "event", "step", "details"):
+        table.add_column(column)
+    for event in events:
+        table.add_row(
+            str(event.seq),
+            _time(event.at),
+            event.actor,
+            event.kind,
+            event.task_name or "",
+            _summary(event),
+        )
+    _console().print(table)
+
+
+def _summary(event: EventView) -> str:
+    data = event.data
+    if event.kind == "task_completed":
+        return json.dumps(data.get("data", {}), ensure_ascii=False, sort_keys=True)
+    if event.kind == "handler_result":
+        return f"{data.get('operator')} -> " + json.dumps(
+            data.get("result", {}), ensure_ascii=False
+        )
+    if event.kind == "handler_failed":
+        return f"{data.get('operator')}: {data.get('error')}"
+    if event.kind == "timer_fired":
+        return ", ".join(t.get("name", "") for t in data.get("timers", []))
+    if event.kind == "started":
+        return json.dumps(data.get("data", {}), ensure_ascii=False, sort_keys=True)
+    if event.kind in ("message", "comment", "cancelled"):
+        return str(data.get("name") or data.get("text") or data.get("reason") or "")
+    return ""
+
+
+@cli.command()
+@click.argument("instance")
+@pass_context
+def verify(obj: Context, instance: str) -> None:
+    """Recompute the hash chain of INSTANCE's history and report the first broken link."""
+    broken = obj.engine.verify(instance)
+    if broken is None:
+        click.echo(f"{instance}: history intact.")
+        return
+    click.echo(f"{instance}: history broken at event {broken.seq}: {broken.reason}", err=True)
+    sys.exit(5)
+
+
+@cli.command(name="handlers")
+@json_option
+@pass_context
+def handlers_command(obj: Context, as_json: bool) -> None:
+    """List the operators that service tasks can name, and what each does."""
+    registry = obj.engine.registry
+    if as_json:
+        _echo_json(
+            [{"operator": h.operator, "summary": h.summary, "source": h.source} for h in registry]
+        )
+        return
+    table = Table(header_style="bold")
+    for column in ("operator", "what it does", "from"):
+        table.add_column(column)
+    for info in registry:
+        table.add_row(info.operator, info.summary, info.source)
+    _console().print(table)
+
+
+def main() -> None:
+    cli(prog_name="artreturns")
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["cli", "main", "parse_data"]

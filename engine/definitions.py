@@ -1,0 +1,250 @@
+"""Deploying diagrams as versioned process definitions, and reading them back.
+
+`deploy` validates every file before anything is stored; a process whose parsed spec
+is identical to its latest version keeps that version, any change makes a new one.
+Specs are stored once per version and parsed specs are cached per version in memory.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import evaluator
+from engine.errors import (
+    DefinitionNotFoundError,
+    ExpressionError,
+    InputError,
+    Problem,
+    ProcessValidationError,
+)
+from engine.persistence import DefinitionRecord, SourceFileRecord
+from engine.registry import Registry
+from engine.spiff import (
+    SERIALIZER_VERSION,
+    Compilation,
+    CompiledProcess,
+    SourceFile,
+    SpecBundle,
+    compile_sources,
+    load_specs,
+)
+
+DIAGRAM_SUFFIXES = (".bpmn", ".dmn")
+
+
+def collect_files(paths: Iterable[str | Path]) -> list[SourceFile]:
+    """Read the diagram files named, or found in the folders named."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in DIAGRAM_SUFFIXES))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise InputError(f"no such file or folder: {path}")
+    if not found:
+        raise InputError(
+            "no .bpmn or .dmn files found in " + ", ".join(str(p) for p in paths),
+            "Name diagram files or folders that contain them.",
+        )
+    names: dict[str, Path] = {}
+    files: list[SourceFile] = []
+    for path in found:
+        if path.name in names:
+            raise InputError(
+                f"two files are named {path.name}: {names[path.name]} and {path}",
+                "A file's name is its process or decision id: give each file its own name.",
+            )
+        names[path.name] = path
+        files.append(SourceFile.named(str(path), path.read_bytes()))
+    return files
+
+
+def check(compilation: Compilation, registry: Registry) -> list[Problem]:
+    """Everything wrong with the compiled processes, beyond what parsing found."""
+    problems = list(compilation.problems)
+    seen: set[tuple[str, str, str]] = set()
+    for process in compilation.processes.values():
+        for element in process.elements:
+            if element.operator is None or element.operator in registry:
+                continue
+            key = (process.file, element.bpmn_id, element.operator)
+            if key in seen:
+                continue
+            seen.add(key)
+            suggestion = registry.suggest(element.operator)
+            hint = f" (did you mean '{suggestion}'?)" if suggestion else ""
+            problems.append(
+                Problem(
+                    f"service task '{element.name}' names operator '{element.operator}', which "
+                    f"no handler provides{hint}",
+                    process.file,
+                    element.bpmn_id,
+                    compilation.locate(process.file, element.bpmn_id),
+                )
+            )
+        for expression in process.expressions:
+            key = (process.file, expression.element, expression.source)
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                evaluator.check(expression.source, expression.mode)
+            except ExpressionError as exc:
+                problems.append(
+                    Problem(
+                        f"{expression.kind} {expression.source!r}: {exc.message}",
+                        process.file,
+                        expression.element,
+                        compilation.locate(process.file, expression.element),
+                    )
+                )
+    return problems
+
+
+def validate(files: list[SourceFile], registry: Registry) -> Compilation:
+    compilation = compile_sources(files)
+    problems = check(compilation, registry)
+    if problems:
+        raise ProcessValidationError(problems)
+    return compilation
+
+
+@dataclass(frozen=True)
+class Deployed:
+    process_id: str
+    version: int
+    name: str
+    created: bool
+    content_hash: str
+
+
+def store(
+    session: Session, compilation: Compilation, files: list[SourceFile], actor: str, now: datetime
+) -> list[Deployed]:
+    by_name = {f.name: f for f in files}
+    results: list[Deployed] = []
+    for process_id in sorted(compilation.processes):
+        process = compilation.processes[process_id]
+        latest = latest_definition(session, process_id)
+        if latest is not None and latest.content_hash == process.content_hash:
+            results.append(
+                Deployed(process_id, latest.version, latest.name, False, latest.content_hash)
+            )
+            continue
+        version = (latest.version + 1) if latest is not None else 1
+        _store_sources(session, [by_name[name] for name in process.files], now)
+        session.add(_definition_record(process, version, by_name, actor, now))
+        results.append(Deployed(process_id, version, process.name, True, process.content_hash))
+    session.flush()
+    return results
+
+
+def _store_sources(session: Session, files: list[SourceFile], now: datetime) -> None:
+    for source in files:
+        if session.get(SourceFileRecord, source.sha256) is None:
+            session.add(
+                SourceFileRecord(
+                    sha256=source.sha256,
+                    name=source.name,
+                    content=source.content.decode("utf-8"),
+                    first_deployed_at=now,
+                )
+            )
+
+
+def _definition_record(
+    process: CompiledProcess,
+    version: int,
+    by_name: dict[str, SourceFile],
+    actor: str,
+    now: datetime,
+) -> DefinitionRecord:
+    elements: list[dict[str, str | None]] = []
+    seen: set[str] = set()
+    for element in process.elements:
+        if element.bpmn_id in seen:
+            continue
+        seen.add(element.bpmn_id)
+        elements.append(
+            {
+                "id": element.bpmn_id,
+                "name": element.name,
+                "kind": element.kind,
+                "lane": element.lane,
+                "operator": element.operator,
+                "process": element.process_id,
+            }
+        )
+    return DefinitionRecord(
+        process_id=process.process_id,
+        version=version,
+        name=process.name,
+        content_hash=process.content_hash,
+        spec_json=process.spec_json,
+        serializer_version=SERIALIZER_VERSION,
+        files=[{"name": name, "sha256": by_name[name].sha256} for name in process.files],
+        elements=elements,
+        lanes=process.lanes,
+        deployed_at=now,
+        deployed_by=actor,
+    )
+
+
+def latest_definition(session: Session, process_id: str) -> DefinitionRecord | None:
+    return session.scalars(
+        select(DefinitionRecord)
+        .where(DefinitionRecord.process_id == process_id)
+        .order_by(DefinitionRecord.version.desc())
+        .limit(1)
+    ).first()
+
+
+def find_definition(
+    session: Session, process_id: str, version: int | None = None
+) -> DefinitionRecord:
+    if version is None:
+        record = latest_definition(session, process_id)
+    else:
+        record = session.scalars(
+            select(DefinitionRecord).where(
+                DefinitionRecord.process_id == process_id, DefinitionRecord.version == version
+            )
+        ).first()
+    if record is None:
+        known = session.scalars(select(DefinitionRecord.process_id).distinct()).all()
+        close = difflib.get_close_matches(process_id, list(known), n=1)
+        what = f"process '{process_id}'" + (f" version {version}" if version else "")
+        hint = (
+            f"Did you mean '{close[0]}'?"
+            if close
+            else "Deploy it first with `artreturns deploy`, or list processes with "
+            "`artreturns processes`."
+        )
+        raise DefinitionNotFoundError(f"no deployed {what}", hint)
+    return record
+
+
+class SpecCache:
+    """Parsed specs per definition version; a version's spec never changes."""
+
+    def __init__(self) -> None:
+        self._bundles: dict[int, SpecBundle] = {}
+
+    def cached(self, definition_id: int) -> SpecBundle | None:
+        return self._bundles.get(definition_id)
+
+    def get(self, record: DefinitionRecord) -> SpecBundle:
+        bundle = self._bundles.get(record.id)
+        if bundle is None:
+            bundle = load_specs(record.spec_json)
+            self._bundles[record.id] = bundle
+        return bundle

@@ -1,0 +1,186 @@
+"""Connections, transactions and the translation of database errors, in one place.
+
+SQLite is the embedded default; any SQLAlchemy URL works, and PostgreSQL is how a
+deployment scales out. Each command runs in one transaction: all of it is kept or
+none of it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.errors import ConcurrencyError, ConfigurationError, PersistenceError
+
+DEFAULT_DB = "sqlite:///artreturns.db"
+MIGRATIONS = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def normalise_url(text: str) -> URL:
+    """Accept a SQLAlchemy URL or a path to a SQLite file."""
+    if "://" not in text:
+        text = f"sqlite:///{text}"
+    try:
+        url = make_url(text)
+    except ArgumentError as exc:
+        raise ConfigurationError(
+            f"'{text}' is not a database URL",
+            "Give a SQLite file path or a URL such as postgresql://user@host/dbname.",
+        ) from exc
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
+class Database:
+    """An engine, a session factory, and the schema's migrations."""
+
+    def __init__(self, url: str | URL = DEFAULT_DB, echo: bool = False) -> None:
+        self.url = normalise_url(url) if isinstance(url, str) else url
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        options: dict[str, Any] = {"echo": echo, "future": True}
+        if not self.is_sqlite:
+            options["pool_pre_ping"] = True
+        try:
+            self.engine = create_engine(self.url, **options)
+        except (ArgumentError, ImportError) as exc:
+            raise ConfigurationError(f"cannot use database {self.display_url}: {exc}") from exc
+        if self.is_sqlite:
+            _sqlite_setup(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+
+    @property
+    def display_url(self) -> str:
+        return self.url.render_as_string(hide_password=True)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: commit when the block ends normally, roll back otherwise."""
+        with translate_errors(self.display_url), self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for queries only; nothing it does is committed."""
+        with translate_errors(self.display_url), self._sessions() as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
+
+    # -- schema --------------------------------------------------------------------
+
+    def _alembic_config(self, connection: Any) -> Config:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        return config
+
+    def upgrade(self) -> tuple[str | None, str]:
+        """Create or upgrade the schema; return (revision before, revision after)."""
+        with translate_errors(self.display_url), self.engine.begin() as connection:
+            before = MigrationContext.configure(connection).get_current_revision()
+            command.upgrade(self._alembic_config(connection), "head")
+            after = MigrationContext.configure(connection).get_current_revision()
+        return before, after or ""
+
+    def schema_status(self) -> tuple[str | None, str]:
+        """(current revision, newest revision)."""
+        with translate_errors(self.display_url), self.engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+            head = ScriptDirectory.from_config(self._alembic_config(connection)).get_current_head()
+        return current, head or ""
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+_MISSING_TABLE = re.compile(r"no such table|relation \"?\w+\"? does not exist|UndefinedTable", re.I)
+
+
+@contextmanager
+def translate_errors(where: str) -> Iterator[None]:
+    """Turn driver errors into EngineErrors that say what to do."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise PersistenceError(
+            f"the database refused the change: {_first_line(exc.orig)}",
+            "Another record already uses this value; nothing was saved.",
+        ) from exc
+    except OperationalError as exc:
+        message = _first_line(exc.orig)
+        if _MISSING_TABLE.search(message):
+            raise ConfigurationError(
+                f"the database {where} has no artreturns schema",
+                "Run `artreturns init` to create it.",
+            ) from exc
+        if "locked" in message or "could not serialize" in message or "deadlock" in message:
+            raise ConcurrencyError(
+                "another command changed the same data at the same time; this one was undone",
+                "Run the command again.",
+            ) from exc
+        if "readonly" in message or "read-only" in message:
+            raise PersistenceError(
+                f"the database {where} is read-only; nothing was saved",
+                "Check the file's permissions or the database user's rights.",
+            ) from exc
+        if "disk" in message and ("full" in message or "space" in message):
+            raise PersistenceError(
+                f"the disk holding {where} is full; nothing was saved",
+                "Free some space and run the command again.",
+            ) from exc
+        if "unable to open" in message or "connection" in message or "connect" in message:
+            raise ConfigurationError(
+                f"cannot reach the database {where}: {message}",
+                "Check --db / ARTRETURNS_DB and that the database server is running.",
+            ) from exc
+        raise PersistenceError(f"database error: {message}") from exc
+    except DBAPIError as exc:
+        message = _first_line(exc.orig)
+        if _MISSING_TABLE.search(message):
+            raise ConfigurationError(
+                f"the database {where} has no artreturns schema",
+                "Run `artreturns init` to create it.",
+            ) from exc
+        raise PersistenceError(f"database error: {message}") from exc
+
+
+def _first_line(error: BaseException | None) -> str:
+    text = str(error) if error is not None else ""
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+def session_is_sqlite(session: Session) -> bool:
+    bind = session.get_bind()
+    return bind.dialect.name == "sqlite"

@@ -1,0 +1,185 @@
+"""The database tables, as SQLAlchemy 2.0 typed models.
+
+`definition` holds each deployed version of a process with its parsed spec (stored
+once per version), `source_file` the diagram files it came from, `instance` one row
+per running or finished instance with its state and revision, `task` the projection
+of open and finished tasks that worklists read, and `event` the append-only,
+hash-chained history.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no offsets)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use UTC-aware times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
+
+
+class SourceFileRecord(Base):
+    """A diagram file as deployed, stored once per content hash."""
+
+    __tablename__ = "source_file"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    content: Mapped[str] = mapped_column(Text)
+    first_deployed_at: Mapped[datetime]
+
+
+class DefinitionRecord(Base):
+    """One version of one process: what instances started on it run by."""
+
+    __tablename__ = "definition"
+    __table_args__ = (
+        UniqueConstraint("process_id", "version"),
+        Index("ix_definition_process_hash", "process_id", "content_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    process_id: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int]
+    name: Mapped[str] = mapped_column(String(255))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    spec_json: Mapped[str] = mapped_column(Text)
+    serializer_version: Mapped[str] = mapped_column(String(16))
+    files: Mapped[list[Any]]
+    elements: Mapped[list[Any]]
+    lanes: Mapped[list[Any]]
+    deployed_at: Mapped[datetime]
+    deployed_by: Mapped[str] = mapped_column(String(200))
+
+
+class InstanceRecord(Base):
+    __tablename__ = "instance"
+    __table_args__ = (
+        Index("ix_instance_status", "status"),
+        Index("ix_instance_next_timer_at", "next_timer_at"),
+        Index("ix_instance_process", "process_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uid: Mapped[str] = mapped_column(String(36), unique=True)
+    business_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    process_id: Mapped[str] = mapped_column(String(200))
+    definition_id: Mapped[int] = mapped_column(ForeignKey("definition.id"))
+    process_version: Mapped[int]
+    status: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(Text)
+    serializer_version: Mapped[str] = mapped_column(String(16))
+    revision: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    started_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    next_timer_at: Mapped[datetime | None]
+    incident_count: Mapped[int] = mapped_column(default=0)
+    event_count: Mapped[int] = mapped_column(default=0)
+    head_hash: Mapped[str] = mapped_column(String(64))
+
+    # Optimistic locking: every UPDATE says WHERE revision = <the revision loaded> and
+    # bumps it; a concurrent change leaves zero rows and the flush fails.
+    __mapper_args__ = {"version_id_col": revision}  # noqa: RUF012
+
+
+class TaskRecord(Base):
+    """A task as worklists and `show` see it; kept after it finishes, for who-did-what."""
+
+    __tablename__ = "task"
+    __table_args__ = (
+        Index("ix_task_state_role", "state", "role"),
+        Index("ix_task_instance_state", "instance_id", "state"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id"))
+    bpmn_id: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(20))
+    role: Mapped[str | None] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(20))
+    operator: Mapped[str | None] = mapped_column(String(200))
+    due_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    completed_by: Mapped[str | None] = mapped_column(String(200))
+    attempts: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class EventRecord(Base):
+    """One change to one instance. Rows are only ever inserted."""
+
+    __tablename__ = "event"
+    __table_args__ = (
+        UniqueConstraint("instance_id", "seq"),
+        Index("ix_event_actor_at", "actor", "at"),
+        Index("ix_event_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id"))
+    seq: Mapped[int]
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(40))
+    bpmn_id: Mapped[str | None] = mapped_column(String(200))
+    task_name: Mapped[str | None] = mapped_column(String(255))
+    task_id: Mapped[str | None] = mapped_column(String(36))
+    data: Mapped[str] = mapped_column(Text)
+    process_id: Mapped[str] = mapped_column(String(200))
+    process_version: Mapped[int]
+    state_digest: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

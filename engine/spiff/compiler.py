@@ -1,0 +1,350 @@
+"""Turn BPMN and DMN files into specs, and describe them for validation and projections.
+
+Everything that reads diagram XML goes through here: the hardened XML parse, the BPMN
+and DMN schema checks, SpiffWorkflow's parser, and the walk over the resulting specs
+that lists every element (with its lane and operator) and every expression.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any
+
+from lxml import etree
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins import (
+    CallActivityMixin,
+    ManualTaskMixin,
+    ScriptTaskMixin,
+    SubWorkflowTaskMixin,
+)
+from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent, ThrowingEvent
+from SpiffWorkflow.bpmn.specs.mixins.exclusive_gateway import ExclusiveGateway
+from SpiffWorkflow.bpmn.specs.mixins.inclusive_gateway import InclusiveGateway
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask, MultiInstanceTask
+from SpiffWorkflow.bpmn.specs.mixins.user_task import UserTask as UserTaskMixin
+from SpiffWorkflow.dmn.specs import BusinessRuleTaskMixin
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+
+from engine.canonical import sha256_hex
+from engine.errors import Problem, ProcessValidationError
+from engine.spiff.serialization import SpecBundle, dump_specs
+from engine.spiff.specs import ExternalServiceTask, Parser
+from engine.xmlsafe import parse_document
+
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+_ISO_TIMER = re.compile(
+    r"""^(
+        R\d*/.+                                                      # repeating interval
+      | P(?=\d|T\d)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+([.,]\d+)?S)?)?  # duration
+      | \d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}([.]\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?      # date-time
+    )$""",
+    re.VERBOSE,
+)
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One diagram file as deployed: its name (no directories) and its bytes."""
+
+    name: str
+    content: bytes
+
+    @classmethod
+    def named(cls, path: str, content: bytes) -> SourceFile:
+        return cls(PurePath(path).name, content)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+
+@dataclass(frozen=True)
+class Element:
+    """A flow node of a process, as the engine needs to know it."""
+
+    bpmn_id: str
+    name: str
+    kind: str
+    lane: str | None
+    operator: str | None = None
+    process_id: str = ""
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A piece of diagram text the evaluator will run."""
+
+    element: str
+    kind: str
+    source: str
+    mode: str = "eval"
+
+
+@dataclass
+class CompiledProcess:
+    process_id: str
+    name: str
+    file: str
+    bundle: SpecBundle
+    spec_json: str
+    content_hash: str
+    files: list[str]
+    elements: list[Element]
+    expressions: list[Expression]
+    lanes: list[str]
+    called_processes: list[str]
+
+
+@dataclass
+class Compilation:
+    processes: dict[str, CompiledProcess] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    lines: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def locate(self, file: str | None, element: str | None) -> int | None:
+        if file is None or element is None:
+            return None
+        return self.lines.get((file, element))
+
+    def raise_for_problems(self) -> None:
+        if self.problems:
+            raise ProcessValidationError(self.problems)
+
+
+def _kind_of(root: etree._Element) -> str | None:
+    namespace = etree.QName(root).namespace or ""
+    if etree.QName(root).localname != "definitions":
+        return None
+    if namespace == BPMN_NS:
+        return "bpmn"
+    if "DMN" in namespace.upper():
+        return "dmn"
+    return None
+
+
+def _problem_from(exc: Exception, compilation: Compilation, file: str | None) -> Problem:
+    if isinstance(exc, ValidationException):
+        element = getattr(exc, "id", "") or None
+        name = exc.file_name or file
+        name = PurePath(name).name if name else None
+        line = exc.line_number if isinstance(exc.line_number, int) else None
+        message = str(exc.args[0]) if exc.args else str(exc)
+        return Problem(message, name, element, line or compilation.locate(name, element))
+    if isinstance(exc, SpiffWorkflowException):
+        task_spec = getattr(exc, "task_spec", None)
+        element = getattr(task_spec, "bpmn_id", None) if task_spec is not None else None
+        return Problem(str(exc), file, element, compilation.locate(file, element))
+    return Problem(f"{type(exc).__name__}: {exc}", file)
+
+
+def compile_sources(files: list[SourceFile]) -> Compilation:
+    """Parse every file and build a spec for every executable process in them."""
+    compilation = Compilation()
+    parser = Parser()
+    origin: dict[str, str] = {}
+    for source in files:
+        try:
+            root = parse_document(source.content, source.name)
+        except ProcessValidationError as exc:
+            compilation.problems.extend(exc.problems)
+            continue
+        for node in root.iter():
+            element_id = node.get("id") if isinstance(node.tag, str) else None
+            if element_id:
+                compilation.lines.setdefault((source.name, element_id), node.sourceline or 0)
+        kind = _kind_of(root)
+        if kind is None:
+            compilation.problems.append(
+                Problem("not a BPMN or DMN document (root must be <definitions>)", source.name)
+            )
+            continue
+        try:
+            if kind == "dmn":
+                parser.add_dmn_xml(root, filename=source.name)
+            else:
+                parser.add_bpmn_xml(root, filename=source.name)
+        except Exception as exc:  # the library raises many types for bad input
+            compilation.problems.append(_problem_from(exc, compilation, source.name))
+            continue
+        if kind == "bpmn":
+            for process in root.iter(f"{{{BPMN_NS}}}process"):
+                origin[process.get("id", "")] = source.name
+
+    if compilation.problems:
+        return compilation
+
+    by_name = {f.name: f for f in files}
+    for process_id in sorted(parser.get_process_ids()):
+        file = origin.get(process_id, "")
+        try:
+            spec = parser.get_spec(process_id)
+            subprocess_specs = parser.get_subprocess_specs(process_id)
+        except Exception as exc:
+            compilation.problems.append(_problem_from(exc, compilation, file))
+            continue
+        missing = [name for name, sub in subprocess_specs.items() if sub is None]
+        if missing:
+            compilation.problems.append(
+                Problem(f"calls process '{missing[0]}', which is in none of the files", file)
+            )
+            continue
+        specs = [spec, *subprocess_specs.values()]
+        for each in specs:
+            _quote_iso_timers(each)
+        bundle = SpecBundle(spec, subprocess_specs)
+        spec_json = dump_specs(bundle)
+        used_files = sorted({s.file for s in specs if s.file} | _dmn_files(parser, specs))
+        elements, expressions = _describe(specs)
+        compilation.processes[process_id] = CompiledProcess(
+            process_id=process_id,
+            name=spec.description or process_id,
+            file=file,
+            bundle=bundle,
+            spec_json=spec_json,
+            content_hash=sha256_hex(spec_json),
+            files=[by_name[f].name for f in used_files if f in by_name],
+            elements=elements,
+            expressions=expressions,
+            lanes=sorted({e.lane for e in elements if e.lane}),
+            called_processes=sorted(subprocess_specs),
+        )
+    return compilation
+
+
+def _dmn_files(parser: Parser, specs: list[Any]) -> set[str]:
+    decisions = {
+        getattr(ts.dmnEngine.decision_table, "id", None)
+        for spec in specs
+        for ts in spec.task_specs.values()
+        if isinstance(ts, BusinessRuleTaskMixin)
+    }
+    found: set[str] = set()
+    for dmn in parser.dmn_parsers.values():
+        tables = {t.id for d in [dmn.decision] if d is not None for t in d.decisionTables}
+        if tables & decisions and dmn.filename:
+            found.add(dmn.filename)
+    return found
+
+
+def _timer_definitions(task_spec: Any) -> list[Any]:
+    definition = getattr(task_spec, "event_definition", None)
+    if isinstance(definition, MultipleEventDefinition):
+        return [d for d in definition.event_definitions if isinstance(d, TimerEventDefinition)]
+    if isinstance(definition, TimerEventDefinition):
+        return [definition]
+    return []
+
+
+def _quote_iso_timers(spec: Any) -> None:
+    """Accept timers written the modeler way (`P7D`) as well as the quoted Python way."""
+    for task_spec in spec.task_specs.values():
+        for definition in _timer_definitions(task_spec):
+            text = (definition.expression or "").strip()
+            if _ISO_TIMER.match(text):
+                definition.expression = repr(text)
+
+
+def _kind(task_spec: Any) -> str:
+    if isinstance(task_spec, UserTaskMixin):
+        return "user"
+    if isinstance(task_spec, ManualTaskMixin):
+        return "manual"
+    if isinstance(task_spec, ExternalServiceTask):
+        return "service"
+    if isinstance(task_spec, ScriptTaskMixin):
+        return "script"
+    if isinstance(task_spec, BusinessRuleTaskMixin):
+        return "businessRule"
+    if isinstance(task_spec, CallActivityMixin):
+        return "callActivity"
+    if isinstance(task_spec, SubWorkflowTaskMixin):
+        return "subProcess"
+    if isinstance(task_spec, ExclusiveGateway):
+        return "exclusiveGateway"
+    if isinstance(task_spec, InclusiveGateway):
+        return "inclusiveGateway"
+    if isinstance(task_spec, CatchingEvent):
+        return "catchEvent"
+    if isinstance(task_spec, ThrowingEvent):
+        return "throwEvent"
+    return type(task_spec).__name__
+
+
+def _describe(specs: list[Any]) -> tuple[list[Element], list[Expression]]:
+    elements: list[Element] = []
+    expressions: list[Expression] = []
+    for spec in specs:
+        for task_spec in spec.task_specs.values():
+            bpmn_id = getattr(task_spec, "bpmn_id", None)
+            if not bpmn_id:
+                continue
+            kind = _kind(task_spec)
+            operator = task_spec.operation_name if kind == "service" else None
+            elements.append(
+                Element(
+                    bpmn_id=bpmn_id,
+                    name=task_spec.bpmn_name or bpmn_id,
+                    kind=kind,
+                    lane=task_spec.lane,
+                    operator=operator,
+                    process_id=spec.name,
+                )
+            )
+            expressions.extend(_expressions_of(task_spec, bpmn_id))
+    return elements, expressions
+
+
+def _expressions_of(task_spec: Any, bpmn_id: str) -> list[Expression]:
+    found: list[Expression] = []
+
+    def add(kind: str, source: Any, mode: str = "eval") -> None:
+        if isinstance(source, str) and source.strip():
+            found.append(Expression(bpmn_id, kind, source, mode))
+
+    for condition, _target in getattr(task_spec, "cond_task_specs", []) or []:
+        add("condition", condition.args[0] if getattr(condition, "args", None) else None)
+    if isinstance(task_spec, ScriptTaskMixin):
+        add("script", task_spec.script, "exec")
+    add("pre-script", getattr(task_spec, "prescript", None), "exec")
+    add("post-script", getattr(task_spec, "postscript", None), "exec")
+    for definition in _timer_definitions(task_spec):
+        add("timer", definition.expression)
+    definition = getattr(task_spec, "event_definition", None)
+    if not _timer_definitions(task_spec):
+        add("event payload", getattr(definition, "expression", None))
+    if isinstance(task_spec, ExternalServiceTask):
+        for name, param in (task_spec.operation_params or {}).items():
+            add(f"parameter {name}", param.get("value"))
+    if isinstance(task_spec, MultiInstanceTask):
+        add("cardinality", task_spec.cardinality)
+        add("completion condition", task_spec.condition)
+    elif isinstance(task_spec, LoopTask):
+        add("loop condition", task_spec.condition)
+    if isinstance(task_spec, BusinessRuleTaskMixin):
+        table = task_spec.dmnEngine.decision_table
+        for column in table.inputs:
+            add("decision input", column.expression)
+        for rule in table.rules:
+            for entry in rule.inputEntries:
+                for cell in entry.lhs:
+                    text = (cell or "").strip()
+                    if text and text != "-":
+                        add("decision cell", _dmn_cell_as_expression(text))
+            for output in rule.outputEntries:
+                add("decision output", output.text)
+    return found
+
+
+def _dmn_cell_as_expression(cell: str) -> str:
+    """A DMN input cell as the DMN engine will evaluate it, with the input as `x`."""
+    if "?" in cell:
+        return cell.replace("?", "x")
+    if re.match(r"^\s*(<=|>=|<|>|==|!=|in\b|not\b)", cell):
+        return f"x {cell}"
+    return f"x == ({cell})"

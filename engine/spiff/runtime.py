@@ -1,0 +1,483 @@
+"""A running instance: SpiffWorkflow's BpmnWorkflow behind a small typed surface.
+
+The engine never touches SpiffWorkflow objects itself. It asks a `Run` for what is
+open (user tasks, service calls, timers, message catches), applies one transition
+at a time (complete a user task, deliver a handler's result, fire timers, deliver a
+message, cancel), and after each transition reads a digest of the state computed over
+a canonical form that does not depend on SpiffWorkflow's random task ids.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition as _BaseMsg
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins import ManualTaskMixin
+from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
+from SpiffWorkflow.bpmn.specs.mixins.user_task import UserTask as UserTaskMixin
+from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
+from SpiffWorkflow.spiff.specs.event_definitions import (
+    ErrorEventDefinition,
+    MessageEventDefinition,
+)
+from SpiffWorkflow.util.task import TaskState
+
+from engine.canonical import canonical_json, digest, sha256_hex
+from engine.errors import EngineError, InvalidStateError, ProcessError, TaskNotFoundError
+from engine.evaluator import Evaluator
+from engine.spiff.scripting import ScriptEngine, clock
+from engine.spiff.serialization import SpecBundle, dump_workflow, load_workflow
+from engine.spiff.specs import ExternalServiceTask
+
+_OPEN = TaskState.READY | TaskState.STARTED | TaskState.WAITING
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    """Names a task independently of its random id: its path of BPMN ids and, among
+    tasks with the same path, its position in tree order. Replay finds tasks by it."""
+
+    path: str
+    ordinal: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "ordinal": self.ordinal}
+
+
+@dataclass(frozen=True)
+class OpenTask:
+    """A task the engine or a person must act on, or a wait the engine tracks."""
+
+    id: str
+    bpmn_id: str
+    name: str
+    kind: str  # user | manual | service | timer | message
+    state: str
+    lane: str | None
+    ref: TaskRef
+    due_at: datetime | None = None
+    operator: str | None = None
+    data: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class ServiceCall:
+    """A service task waiting for its handler: what to call and with what."""
+
+    task: OpenTask
+    operator: str
+    params: dict[str, Any]
+    result_variable: str
+
+
+def _wrap(exc: Exception, what: str) -> EngineError:
+    if isinstance(exc, EngineError):
+        return exc
+    element = None
+    task = getattr(exc, "task", None)
+    if task is not None:
+        element = getattr(task.task_spec, "bpmn_id", None) or task.task_spec.name
+    elif getattr(exc, "task_spec", None) is not None:
+        element = getattr(getattr(exc, "task_spec", None), "bpmn_id", None)
+    detail = str(exc).strip().rstrip(".")
+    where = f" at '{element}'" if element else ""
+    return ProcessError(
+        f"{what} failed{where}: {detail}",
+        "The process could not continue with this data; nothing was saved. Check the "
+        "diagram's conditions and scripts, or complete the task with different data.",
+        element=element,
+    )
+
+
+class Run:
+    """One instance's workflow, loaded for the length of a command."""
+
+    def __init__(self, workflow: Any, now: Callable[[], datetime]) -> None:
+        self._wf = workflow
+        self._now = now
+
+    # -- construction and storage --------------------------------------------------
+
+    @classmethod
+    def start(
+        cls,
+        bundle: SpecBundle,
+        data: Mapping[str, Any],
+        evaluator: Evaluator,
+        now: Callable[[], datetime],
+    ) -> Run:
+        workflow = BpmnWorkflow(
+            bundle.spec, dict(bundle.subprocess_specs), script_engine=ScriptEngine(evaluator)
+        )
+        start = workflow.task_tree
+        start.data.update(copy.deepcopy(dict(data)))
+        run = cls(workflow, now)
+        run._guard(run._advance, "starting the process")
+        return run
+
+    @classmethod
+    def restore(
+        cls,
+        bundle: SpecBundle,
+        state: str,
+        serializer_version: str,
+        evaluator: Evaluator,
+        now: Callable[[], datetime],
+    ) -> Run:
+        workflow = load_workflow(state, bundle, serializer_version)
+        workflow.script_engine = ScriptEngine(evaluator)
+        return cls(workflow, now)
+
+    def dump(self) -> str:
+        return dump_workflow(self._wf)
+
+    # -- what is open --------------------------------------------------------------
+
+    @property
+    def completed(self) -> bool:
+        return bool(self._wf.is_completed())
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The process data: the workflow's data once finished, else the last task's."""
+        if self._wf.is_completed():
+            return dict(self._wf.data)
+        last = self._wf.last_task
+        return dict(last.data) if last is not None else dict(self._wf.task_tree.data)
+
+    def open_tasks(self) -> list[OpenTask]:
+        """Every READY user task, STARTED service task and WAITING timer or message."""
+        refs = self._refs()
+        result: list[OpenTask] = []
+        for task in self._iter(_OPEN):
+            spec = task.task_spec
+            kind = self._open_kind(task)
+            if kind is None:
+                continue
+            result.append(
+                OpenTask(
+                    id=str(task.id),
+                    bpmn_id=spec.bpmn_id or spec.name,
+                    name=spec.bpmn_name or spec.bpmn_id or spec.name,
+                    kind=kind,
+                    state=TaskState.get_name(task.state),
+                    lane=self._lane(task),
+                    ref=refs[task.id],
+                    due_at=self._due_at(task, kind),
+                    operator=spec.operation_name if kind == "service" else None,
+                    data=dict(task.data) if kind in ("user", "manual") else {},
+                )
+            )
+        return result
+
+    def _open_kind(self, task: Any) -> str | None:
+        spec = task.task_spec
+        if task.state == TaskState.READY:
+            if isinstance(spec, UserTaskMixin):
+                return "user"
+            if isinstance(spec, ManualTaskMixin):
+                return "manual"
+            return None
+        if task.state == TaskState.STARTED and isinstance(spec, ExternalServiceTask):
+            return "service"
+        if task.state == TaskState.WAITING and isinstance(spec, CatchingEvent):
+            definition = spec.event_definition
+            if isinstance(definition, TimerEventDefinition):
+                return "timer"
+            if isinstance(definition, _BaseMsg):
+                return "message"
+            if isinstance(definition, MultipleEventDefinition):
+                return (
+                    "timer"
+                    if any(
+                        isinstance(d, TimerEventDefinition) for d in definition.event_definitions
+                    )
+                    else "message"
+                )
+        return None
+
+    def timer_due(self, task: Any) -> datetime | None:
+        value = task.internal_data.get("event_value")
+        if isinstance(value, dict):  # cycle timers keep {"next": ...}
+            value = value.get("next")
+        if not isinstance(value, str):
+            return None
+        due = datetime.fromisoformat(value)
+        if due.tzinfo is None:
+            due = due.replace(tzinfo=UTC)
+        return datetime.fromisoformat(due.astimezone(UTC).isoformat())
+
+    def _due_at(self, task: Any, kind: str) -> datetime | None:
+        if kind == "timer":
+            return self.timer_due(task)
+        if kind in ("user", "manual"):
+            # The earliest timer on the task's boundary is its deadline.
+            parent = task.parent
+            if parent is None or not isinstance(parent.task_spec, BoundaryEventSplit):
+                return None
+            dues = [
+                self.timer_due(sibling)
+                for sibling in parent.children
+                if sibling is not task
+                and sibling.state == TaskState.WAITING
+                and _timer_like(sibling.task_spec)
+            ]
+            known = [d for d in dues if d is not None]
+            return min(known) if known else None
+        return None
+
+    def next_timer(self) -> datetime | None:
+        dues = [t.due_at for t in self.open_tasks() if t.kind == "timer" and t.due_at]
+        return min(dues) if dues else None
+
+    def _lane(self, task: Any) -> str | None:
+        current = task
+        while current is not None:
+            lane = getattr(current.task_spec, "lane", None)
+            if lane:
+                return str(lane)
+            parent_id = current.workflow.parent_task_id
+            current = self._wf.get_task_from_id(parent_id) if parent_id is not None else None
+        return None
+
+    # -- transitions ---------------------------------------------------------------
+
+    def complete_user_task(self, task_id: str, data: Mapping[str, Any]) -> OpenTask:
+        task = self._task(task_id)
+        if task.state != TaskState.READY or not isinstance(
+            task.task_spec, UserTaskMixin | ManualTaskMixin
+        ):
+            raise InvalidStateError(
+                f"task {task_id[:8]} ({task.task_spec.bpmn_name or task.task_spec.bpmn_id}) "
+                f"is {TaskState.get_name(task.state)}, not a ready user task",
+                "List open tasks with `artreturns tasks`.",
+            )
+        before = self._describe(task)
+        incoming = copy.deepcopy(dict(data))
+
+        def apply() -> None:
+            spec = task.task_spec
+            if hasattr(spec, "add_data_from_form"):
+                spec.add_data_from_form(task, incoming)
+            else:
+                task.data.update(incoming)
+            task.run()
+            self._advance()
+
+        self._guard(apply, f"completing '{before.name}'")
+        return before
+
+    def service_call(self, task_id: str) -> ServiceCall:
+        task = self._task(task_id)
+        spec = task.task_spec
+        if task.state != TaskState.STARTED or not isinstance(spec, ExternalServiceTask):
+            raise InvalidStateError(
+                f"task {task_id[:8]} is {TaskState.get_name(task.state)}, "
+                "not a waiting service task"
+            )
+        described = self._describe(task)
+        params: dict[str, Any] = {}
+
+        def evaluate() -> None:
+            with clock(self._now):
+                for name, param in (spec.operation_params or {}).items():
+                    params[name] = task.workflow.script_engine.evaluate(task, param["value"])
+
+        self._guard(evaluate, f"evaluating the parameters of '{described.name}'")
+        return ServiceCall(
+            described, spec.operation_name, copy.deepcopy(params), spec.result_variable
+        )
+
+    def complete_service_task(self, task_id: str, result: Mapping[str, Any] | None) -> None:
+        task = self._task(task_id)
+        spec = task.task_spec
+        if task.state != TaskState.STARTED or not isinstance(spec, ExternalServiceTask):
+            raise InvalidStateError(f"task {task_id[:8]} is not a waiting service task")
+
+        def apply() -> None:
+            task.data[spec.result_variable] = copy.deepcopy(dict(result or {}))
+            task.complete()
+            self._advance()
+
+        self._guard(apply, f"continuing after '{spec.bpmn_name or spec.bpmn_id}'")
+
+    def throw_error(self, task_id: str, code: str, payload: Mapping[str, Any]) -> bool:
+        """Throw a BPMN error from a service task; True when a boundary caught it."""
+        task = self._task(task_id)
+        event = BpmnEvent(
+            ErrorEventDefinition(code, code=code),
+            payload=copy.deepcopy(dict(payload)),
+            target=task.workflow,
+        )
+        caught: list[bool] = []
+
+        def apply() -> None:
+            self._wf.catch(event)
+            caught.append(task.state != TaskState.STARTED)
+            if caught[0]:
+                self._advance()
+            else:  # nothing caught it: the library queued it as an outgoing event
+                self._wf.bpmn_events = [e for e in self._wf.bpmn_events if e is not event]
+
+        self._guard(apply, f"throwing error '{code}'")
+        return caught[0]
+
+    def fire_due_timers(self) -> list[OpenTask]:
+        """Fire every timer due at the engine's now; return the timers that fired."""
+        now = self._now()
+        due = [t for t in self.open_tasks() if t.kind == "timer" and t.due_at and t.due_at < now]
+
+        def apply() -> None:
+            with clock(self._now):
+                self._wf.refresh_timers()
+            self._advance()
+
+        if due:
+            self._guard(apply, "firing timers")
+        return due
+
+    def deliver_message(self, name: str, payload: Mapping[str, Any]) -> None:
+        waiting = [t for t in self.open_tasks() if t.kind == "message"]
+        if not waiting:
+            raise InvalidStateError(f"the instance is not waiting for any message (sent: '{name}')")
+        event = BpmnEvent(MessageEventDefinition(name), payload=copy.deepcopy(dict(payload)))
+
+        def apply() -> None:
+            try:
+                with clock(self._now):
+                    self._wf.send_event(event)
+            except WorkflowException as exc:
+                names = sorted({t.name for t in waiting})
+                raise InvalidStateError(
+                    f"the instance is not waiting for message '{name}'",
+                    f"It waits at: {', '.join(names)}.",
+                ) from exc
+            self._advance()
+
+        self._guard(apply, f"delivering message '{name}'")
+
+    def cancel(self) -> None:
+        self._guard(self._wf.cancel, "cancelling")
+
+    # -- canonical form ------------------------------------------------------------
+
+    def canonical(self) -> dict[str, Any]:
+        """The state in a form independent of task ids and library timestamps."""
+        paths = self._paths()
+        entries = []
+        for task in self._iter(TaskState.ANY_MASK):
+            entry: dict[str, Any] = {
+                "path": paths[task.id],
+                "state": TaskState.get_name(task.state),
+            }
+            if not task.has_state(TaskState.FINISHED_MASK):
+                entry["data"] = task.data
+                if task.internal_data:
+                    entry["internal"] = task.internal_data
+            entries.append(canonical_json(entry))
+        entries.sort()
+        workflows = [self._wf, *self._wf.subprocesses.values()]
+        return {
+            "tasks": entries,
+            "data": [canonical_json(w.data) for w in workflows],
+            "completed": bool(self._wf.is_completed()),
+        }
+
+    def digest(self) -> str:
+        return digest(self.canonical())
+
+    def find(self, ref: TaskRef, kinds: tuple[str, ...]) -> OpenTask:
+        """The open task named by `ref` (used to re-apply recorded events)."""
+        for task in self.open_tasks():
+            if task.ref == ref and task.kind in kinds:
+                return task
+        raise TaskNotFoundError(f"no open task at {ref.path} #{ref.ordinal}")
+
+    def ref_of(self, task_id: str) -> TaskRef:
+        return self._refs()[UUID(task_id)]
+
+    # -- internals -----------------------------------------------------------------
+
+    def _advance(self) -> None:
+        """Run every automatic step (gateways, scripts, rules, due timers) until the
+        instance waits for a person, a handler, a timer or a message."""
+        with clock(self._now):
+            self._wf.refresh_timers()
+            self._wf.do_engine_steps()
+
+    def _guard(self, fn: Callable[[], Any], what: str) -> None:
+        try:
+            with clock(self._now):
+                fn()
+        except EngineError:
+            raise
+        except SpiffWorkflowException as exc:
+            raise _wrap(exc, what) from exc
+        except (ValueError, TypeError, KeyError, AttributeError, NameError, ArithmeticError) as exc:
+            raise _wrap(exc, what) from exc
+
+    def _iter(self, state: int) -> Iterator[Any]:
+        return iter(self._wf.get_tasks(state=state))
+
+    def _task(self, task_id: str) -> Any:
+        try:
+            task = self._wf.get_task_from_id(UUID(task_id))
+        except (ValueError, WorkflowException) as exc:
+            raise TaskNotFoundError(f"no task {task_id} in this instance") from exc
+        if task is None:
+            raise TaskNotFoundError(f"no task {task_id} in this instance")
+        return task
+
+    def _describe(self, task: Any) -> OpenTask:
+        for open_task in self.open_tasks():
+            if open_task.id == str(task.id):
+                return open_task
+        raise TaskNotFoundError(f"task {task.id} is not open")
+
+    def _paths(self) -> dict[UUID, str]:
+        paths: dict[UUID, str] = {}
+        workflows = sorted([self._wf, *self._wf.subprocesses.values()], key=lambda w: w.depth)
+        for workflow in workflows:
+            parent_id = workflow.parent_task_id
+            prefix = paths.get(parent_id, "") + ">" if parent_id is not None else ""
+            stack = [(workflow.task_tree, prefix + workflow.task_tree.task_spec.name)]
+            while stack:
+                task, path = stack.pop()
+                paths[task.id] = path
+                for child in task.children:
+                    stack.append((child, f"{path}/{child.task_spec.name}"))
+        return paths
+
+    def _refs(self) -> dict[UUID, TaskRef]:
+        paths = self._paths()
+        counts: dict[str, int] = {}
+        refs: dict[UUID, TaskRef] = {}
+        for task in self._iter(TaskState.ANY_MASK):
+            path = paths[task.id]
+            ordinal = counts.get(path, 0)
+            counts[path] = ordinal + 1
+            refs[task.id] = TaskRef(path, ordinal)
+        return refs
+
+
+def _timer_like(task_spec: Any) -> bool:
+    definition = getattr(task_spec, "event_definition", None)
+    if isinstance(definition, TimerEventDefinition):
+        return True
+    return isinstance(definition, MultipleEventDefinition) and any(
+        isinstance(d, TimerEventDefinition) for d in definition.event_definitions
+    )
+
+
+def state_fingerprint(text: str) -> str:
+    """A short hash of serialized state, for logs and diagnostics."""
+    return sha256_hex(text)[:12]

@@ -1,0 +1,132 @@
+"""Serialize specs once per deployed version and instances without their specs.
+
+SpiffWorkflow embeds the whole spec in every serialized instance (two thirds of its
+size). Here the spec is written once, when a version is deployed, and an instance's
+JSON holds only its own state; on load the cached spec objects are attached again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
+from SpiffWorkflow.bpmn.serializer.helpers.encoder import create_encoder
+from SpiffWorkflow.bpmn.serializer.workflow import VERSION as SPIFF_SERIALIZER_VERSION
+
+from engine.errors import ConfigurationError
+from engine.spiff.specs import new_registry
+
+#: Written beside every stored instance; an instance stored under another version is
+#: refused rather than silently misread.
+SERIALIZER_VERSION = SPIFF_SERIALIZER_VERSION
+
+
+@dataclass(frozen=True)
+class SpecBundle:
+    """A process's parsed spec and the specs of everything it calls."""
+
+    spec: Any
+    subprocess_specs: dict[str, Any]
+
+
+_CURRENT_SPECS: ContextVar[SpecBundle | None] = ContextVar("artreturns_specs", default=None)
+
+
+class _InstanceConverter(BpmnWorkflowConverter):
+    """BpmnWorkflow <-> dict without the specs, which live with the definition version."""
+
+    def to_dict(self, workflow: Any) -> dict[str, Any]:
+        dct: dict[str, Any] = super(BpmnWorkflowConverter, self).to_dict(workflow)
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+    def from_dict(self, dct: dict[str, Any]) -> Any:
+        bundle = _CURRENT_SPECS.get()
+        if bundle is None:
+            raise RuntimeError("instance state restored without its spec bundle")
+        workflow = self.target_class(bundle.spec, dict(bundle.subprocess_specs), deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        return workflow
+
+
+def _registry() -> Any:
+    registry = new_registry()
+    _InstanceConverter(BpmnWorkflow, registry)
+    registry.register(
+        Decimal, lambda v: {"value": str(v)}, lambda d: Decimal(d["value"]), typename="Decimal"
+    )
+    registry.register(
+        date,
+        lambda v: {"value": v.isoformat()},
+        lambda d: date.fromisoformat(d["value"]),
+        typename="date",
+    )
+    return registry
+
+
+_REGISTRY = _registry()
+_ENCODER = create_encoder(_REGISTRY)
+_SERIALIZER = BpmnWorkflowSerializer(_REGISTRY)
+
+
+@contextmanager
+def _encoding() -> Iterator[None]:
+    _REGISTRY._encoder_mode = True
+    try:
+        yield
+    finally:
+        _REGISTRY._encoder_mode = False
+
+
+def dump_specs(bundle: SpecBundle) -> str:
+    with _encoding():
+        dct = {
+            "spec": _REGISTRY.convert(bundle.spec),
+            "subprocess_specs": {
+                k: _REGISTRY.convert(v) for k, v in bundle.subprocess_specs.items()
+            },
+        }
+        return json.dumps(dct, cls=_ENCODER, sort_keys=True)
+
+
+def load_specs(text: str) -> SpecBundle:
+    dct = json.loads(text)
+    return SpecBundle(
+        spec=_REGISTRY.restore(dct["spec"]),
+        subprocess_specs={k: _REGISTRY.restore(v) for k, v in dct["subprocess_specs"].items()},
+    )
+
+
+def dump_workflow(workflow: Any) -> str:
+    with _encoding():
+        dct = _REGISTRY.convert(workflow)
+        return json.dumps(dct, cls=_ENCODER)
+
+
+def load_workflow(text: str, bundle: SpecBundle, serializer_version: str) -> Any:
+    if serializer_version != SERIALIZER_VERSION:
+        raise ConfigurationError(
+            f"instance state was stored by serializer {serializer_version}; this engine reads "
+            f"{SERIALIZER_VERSION}",
+            "Run the SpiffWorkflow version that stored it, or migrate stored instances first.",
+        )
+    token = _CURRENT_SPECS.set(bundle)
+    try:
+        return _SERIALIZER.from_dict(json.loads(text))
+    finally:
+        _CURRENT_SPECS.reset(token)

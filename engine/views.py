@@ -1,0 +1,187 @@
+"""What the engine hands back: plain, immutable views with a stable JSON form."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from engine.persistence import EventRecord, InstanceRecord, TaskRecord
+
+SHORT_ID = 8
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+class _View:
+    def to_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = _plain(asdict(self))  # type: ignore[call-overload]
+        return result
+
+
+@dataclass(frozen=True)
+class TaskView(_View):
+    id: str
+    short_id: str
+    instance_id: int
+    business_key: str | None
+    bpmn_id: str
+    name: str
+    kind: str
+    role: str | None
+    state: str
+    operator: str | None
+    due_at: datetime | None
+    created_at: datetime
+    ended_at: datetime | None
+    completed_by: str | None
+    attempts: int
+    error: str | None
+
+    @classmethod
+    def of(cls, record: TaskRecord, business_key: str | None) -> TaskView:
+        return cls(
+            id=record.id,
+            short_id=record.id[:SHORT_ID],
+            instance_id=record.instance_id,
+            business_key=business_key,
+            bpmn_id=record.bpmn_id,
+            name=record.name,
+            kind=record.kind,
+            role=record.role,
+            state=record.state,
+            operator=record.operator,
+            due_at=record.due_at,
+            created_at=record.created_at,
+            ended_at=record.ended_at,
+            completed_by=record.completed_by,
+            attempts=record.attempts,
+            error=record.error,
+        )
+
+
+@dataclass(frozen=True)
+class EventView(_View):
+    seq: int
+    at: datetime
+    actor: str
+    kind: str
+    bpmn_id: str | None
+    task_name: str | None
+    task_id: str | None
+    data: dict[str, Any]
+    process_id: str
+    process_version: int
+    state_digest: str
+    hash: str
+
+    @classmethod
+    def of(cls, record: EventRecord) -> EventView:
+        return cls(
+            seq=record.seq,
+            at=record.at,
+            actor=record.actor,
+            kind=record.kind,
+            bpmn_id=record.bpmn_id,
+            task_name=record.task_name,
+            task_id=record.task_id,
+            data=json.loads(record.data),
+            process_id=record.process_id,
+            process_version=record.process_version,
+            state_digest=record.state_digest,
+            hash=record.hash,
+        )
+
+
+@dataclass(frozen=True)
+class InstanceView(_View):
+    id: int
+    uid: str
+    business_key: str | None
+    process_id: str
+    process_version: int
+    status: str
+    started_at: datetime
+    started_by: str
+    updated_at: datetime
+    ended_at: datetime | None
+    next_timer_at: datetime | None
+    incident_count: int
+    event_count: int
+    data: dict[str, Any] = field(default_factory=dict)
+    open_tasks: list[TaskView] = field(default_factory=list)
+    done_tasks: list[TaskView] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.business_key or f"#{self.id}"
+
+    @classmethod
+    def of(
+        cls,
+        record: InstanceRecord,
+        data: dict[str, Any],
+        open_tasks: list[TaskView],
+        done_tasks: list[TaskView],
+    ) -> InstanceView:
+        return cls(
+            id=record.id,
+            uid=record.uid,
+            business_key=record.business_key,
+            process_id=record.process_id,
+            process_version=record.process_version,
+            status=record.status,
+            started_at=record.started_at,
+            started_by=record.started_by,
+            updated_at=record.updated_at,
+            ended_at=record.ended_at,
+            next_timer_at=record.next_timer_at,
+            incident_count=record.incident_count,
+            event_count=record.event_count,
+            data=data,
+            open_tasks=open_tasks,
+            done_tasks=done_tasks,
+        )
+
+
+@dataclass(frozen=True)
+class ProcessView(_View):
+    process_id: str
+    version: int
+    name: str
+    content_hash: str
+    deployed_at: datetime
+    deployed_by: str
+    lanes: list[str]
+    files: list[dict[str, str]]
+    latest: bool
+
+
+@dataclass(frozen=True)
+class DeployView(_View):
+    process_id: str
+    version: int
+    name: str
+    created: bool
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class CommandResult(_View):
+    """What one instance command did: the instance after it, and the events it added."""
+
+    instance: InstanceView
+    events: list[EventView]
+    failures: list[str]

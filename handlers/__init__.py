@@ -1,0 +1,17 @@
+"""Service-task handlers shipped with artreturns, one module per area.
+
+Each module exposes a `HANDLERS` mapping of operator names (`area.verb`) to plain
+functions `fn(params, ctx) -> dict`. This package merges them into one mapping, which
+pyproject.toml publishes under the `artreturns.handlers` entry-point group.
+"""
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from handlers import intake
+
+MODULES = (intake,)
+
+HANDLERS: Mapping[str, Callable[..., Any]] = {
+    operator: fn for module in MODULES for operator, fn in module.HANDLERS.items()
+}
