@@ -8,13 +8,15 @@ instances than it shows.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine import definitions
@@ -40,12 +42,17 @@ from engine.persistence import (
 )
 from engine.registry import Registry
 from engine.runner import (
+    INSTANCE,
     OPEN_STATES,
     STATUS_RUNNING,
+    TASK,
+    InstanceRow,
     Settings,
     Work,
+    business_key_taken,
+    insert_instance,
     instance_data,
-    new_instance_record,
+    load_instance,
 )
 from engine.spiff import Run, SpecBundle
 from engine.views import (
@@ -57,8 +64,26 @@ from engine.views import (
     TaskView,
 )
 
-_SHORT_ID = re.compile(r"^[0-9a-f]{4,36}$")
+_SHORT_ID = re.compile(r"^[0-9a-f][0-9a-f-]{3,35}$")
 _STEP_REF = re.compile(r"^(?P<instance>.+):(?P<step>[A-Za-z_][\w.-]*)$")
+
+_TASK_AND_INSTANCE = select(TASK.c.id.label("task_id"), INSTANCE).join(
+    INSTANCE, INSTANCE.c.id == TASK.c.instance_id
+)
+_TASK_BY_ID = _TASK_AND_INSTANCE.where(
+    TASK.c.id == bindparam("b_id"), TASK.c.state.in_(OPEN_STATES)
+)
+_TASK_BY_PREFIX = _TASK_AND_INSTANCE.where(
+    TASK.c.id >= bindparam("b_low"), TASK.c.id < bindparam("b_high"), TASK.c.state.in_(OPEN_STATES)
+).limit(5)
+_TASK_BY_STEP = _TASK_AND_INSTANCE.where(
+    TASK.c.instance_id == bindparam("b_instance"),
+    TASK.c.bpmn_id == bindparam("b_step"),
+    TASK.c.state.in_(OPEN_STATES),
+).limit(5)
+_INSTANCE_BY_KEY = select(INSTANCE.c.id).where(INSTANCE.c.business_key == bindparam("b_key"))
+_SPEC_JSON = select(DefinitionRecord.spec_json).where(DefinitionRecord.id == bindparam("b_id"))
+_INSTANCE_BY_ID = select(INSTANCE.c.id).where(INSTANCE.c.id == bindparam("b_id"))
 
 
 @dataclass(frozen=True)
@@ -87,6 +112,7 @@ class Engine:
         self.settings = settings or Settings()
         self.evaluator = Evaluator(self.settings.expression_time_limit)
         self._specs = definitions.SpecCache()
+        self._runs: OrderedDict[int, tuple[int, Run]] = OrderedDict()
 
     # -- schema --------------------------------------------------------------------
 
@@ -158,34 +184,40 @@ class Engine:
     ) -> CommandResult:
         """Start an instance of the latest (or the given) version of a process."""
         payload = _require_mapping(data or {}, "start data")
-        key = business_key.strip() if business_key else None
+        key = business_key.strip() if business_key is not None else None
         if key is not None and not key:
             raise InputError("the business key is empty")
+        if key is not None and (key.isdigit() or key.startswith("#")):
+            raise InputError(
+                f"business key '{key}' could be mistaken for an instance number",
+                "Use a key with letters, for example RMA-2026-000123.",
+            )
         now = self.clock.now()
-        with self.db.transaction() as session:
-            definition = definitions.find_definition(session, process_id, version)
-            if key is not None:
-                taken = session.scalars(
-                    select(InstanceRecord.id).where(InstanceRecord.business_key == key)
-                ).first()
-                if taken is not None:
-                    raise InputError(
-                        f"business key '{key}' is already used by instance #{taken}",
-                        "Each instance needs its own key; show the existing one with "
-                        f"`artreturns show {key}`.",
+        with self.db.connect() as conn:
+            definition = definitions.find_definition_row(conn, process_id, version)
+            try:
+                with conn.begin_nested():
+                    row = insert_instance(
+                        conn,
+                        definition_id=definition.id,
+                        process_id=definition.process_id,
+                        process_version=definition.version,
+                        business_key=key,
+                        actor=actor,
+                        now=now,
                     )
-            record = new_instance_record(definition, key, actor, now)
-            session.add(record)
-            session.flush()
-            bundle = self._specs.get(definition)
+            except IntegrityError as exc:
+                raise business_key_taken(key or "") from exc
+            bundle = self._bundle(conn, definition.id)
             run = Run.start(bundle, payload, self.evaluator, lambda: now)
-            work = Work.load(session, self.registry, self.settings, record, run, actor, now)
+            work = Work.load(conn, self.registry, self.settings, row, run, actor, now, new=True)
             work.record_event(
                 EventKind.STARTED,
                 {"data": dict(payload), "business_key": key, "definition": definition.content_hash},
             )
             work.run_handlers()
             instance, events = work.save()
+        self._keep(work)
         return CommandResult(instance, events, list(work.failures.values()))
 
     def complete(
@@ -195,13 +227,13 @@ class Engine:
         payload = _require_mapping(data or {}, "task data")
         late: list[str] = []
 
-        def apply(work: Work, row: TaskRecord | None) -> None:
-            assert row is not None
-            open_ids = {t.id for t in work.run.open_tasks()}
-            if row.id not in open_ids:
-                late.append(row.name)
+        def apply(work: Work, task_id: str | None) -> None:
+            assert task_id is not None
+            if task_id not in {t.id for t in work.run.open_tasks()}:
+                before = work.before.get(task_id)
+                late.append(before.name if before is not None else task_id)
                 return
-            work.complete_user_task(row.id, payload)
+            work.complete_user_task(task_id, payload)
 
         result = self._change(None, actor, apply, task_ref=task)
         if late:
@@ -231,19 +263,19 @@ class Engine:
     def retry(self, instance: str, *, actor: str) -> CommandResult:
         """Run the failed service tasks of an instance again."""
 
-        def apply(work: Work, _: TaskRecord | None) -> None:
-            failed = [row for row in work.previous.values() if row.state == "FAILED"]
-            if not failed:
+        def apply(work: Work, _: str | None) -> None:
+            if not work.failed_before:
                 raise InvalidStateError(
-                    f"{work.record.business_key or '#' + str(work.record.id)} has no failed tasks",
+                    f"{work.row.label} has no failed tasks",
                     "Failed tasks are listed by `artreturns show`.",
                 )
-            for row in failed:
-                work.retrying.add(row.id)
+            for task_id, (attempts, _error) in sorted(work.failed_before.items()):
+                task = work.before.get(task_id)
+                work.retrying.add(task_id)
                 work.record_event(
                     EventKind.RETRIED,
-                    {"task": row.bpmn_id, "attempts_so_far": row.attempts},
-                    _open_task(work, row.id),
+                    {"task": task.bpmn_id if task else None, "attempts_so_far": attempts},
+                    task,
                 )
 
         return self._change(instance, actor, apply)
@@ -284,40 +316,56 @@ class Engine:
         self,
         instance: str | None,
         actor: str,
-        apply: Callable[[Work, TaskRecord | None], None],
+        apply: Callable[[Work, str | None], None],
         *,
         task_ref: str | None = None,
         fire: bool = True,
         by_id: bool = False,
     ) -> CommandResult:
         now = self.clock.now()
-        with self.db.transaction() as session:
-            row: TaskRecord | None = None
+        with self.db.connect() as conn:
+            task_id: str | None = None
             if task_ref is not None:
-                row = self._find_task(session, task_ref)
-                record = session.get(InstanceRecord, row.instance_id)
-                assert record is not None
+                task_id, row = self._find_task(conn, task_ref)
             elif by_id and instance is not None:
-                found = session.get(InstanceRecord, int(instance))
+                found = load_instance(conn, int(instance))
                 if found is None:
                     raise InstanceNotFoundError(f"no instance #{instance}")
-                record = found
+                row = found
             else:
                 assert instance is not None
-                record = self._find_instance(session, instance)
-            if record.status != STATUS_RUNNING:
+                row = self._find_instance_row(conn, instance)
+            if row.status != STATUS_RUNNING:
                 raise InvalidStateError(
-                    f"{record.business_key or '#' + str(record.id)} is {record.status}",
-                    "Only running instances can be changed.",
+                    f"{row.label} is {row.status}", "Only running instances can be changed."
                 )
-            run = self._restore(session, record, now)
-            work = Work.load(session, self.registry, self.settings, record, run, actor, now)
+            run = self._cached_run(row, now) or self._restore(conn, row, now)
+            work = Work.load(conn, self.registry, self.settings, row, run, actor, now)
             if fire:
                 work.fire_due_timers()
-            apply(work, row)
+            apply(work, task_id)
             work.run_handlers()
             view, events = work.save()
+        self._keep(work)
         return CommandResult(view, events, list(work.failures.values()))
+
+    def _cached_run(self, row: InstanceRow, now: datetime) -> Run | None:
+        """The in-memory run of this instance, if it is exactly the stored revision.
+        It leaves the cache while a command works on it and returns only on commit."""
+        cached = self._runs.pop(row.id, None)
+        if cached is None or cached[0] != row.revision:
+            return None
+        run = cached[1]
+        run.use_clock(lambda: now)
+        return run
+
+    def _keep(self, work: Work) -> None:
+        size = self.settings.instance_cache_size
+        if size <= 0 or work.row.status != STATUS_RUNNING:
+            return
+        self._runs[work.row.id] = (work.row.revision, work.run)
+        while len(self._runs) > size:
+            self._runs.popitem(last=False)
 
     # -- queries -------------------------------------------------------------------
 
@@ -359,7 +407,7 @@ class Engine:
             key = record.business_key
             open_views = [TaskView.of(r, key) for r in rows if r.state in OPEN_STATES]
             done_views = [TaskView.of(r, key) for r in rows if r.state not in OPEN_STATES]
-            run = self._restore(session, record, self.clock.now())
+            run = self._restore(session.connection(), record, self.clock.now())
             return InstanceView.of(record, instance_data(run), open_views, done_views)
 
     def history(self, instance: str) -> list[EventView]:
@@ -404,90 +452,79 @@ class Engine:
 
     # -- lookups -------------------------------------------------------------------
 
-    def _restore(self, session: Session, record: InstanceRecord, now: datetime) -> Run:
-        bundle = self._bundle(session, record.definition_id)
-        return Run.restore(
-            bundle, record.state, record.serializer_version, self.evaluator, lambda: now
-        )
+    def _restore(self, conn: Connection, row: InstanceRow | InstanceRecord, now: datetime) -> Run:
+        bundle = self._bundle(conn, row.definition_id)
+        return Run.restore(bundle, row.state, row.serializer_version, self.evaluator, lambda: now)
 
-    def _bundle(self, session: Session, definition_id: int) -> SpecBundle:
-        definition = self._specs.cached(definition_id)
-        if definition is not None:
-            return definition
-        record = session.get(DefinitionRecord, definition_id)
-        if record is None:
+    def _bundle(self, conn: Connection, definition_id: int) -> SpecBundle:
+        cached = self._specs.cached(definition_id)
+        if cached is not None:
+            return cached
+        spec_json = conn.execute(_SPEC_JSON, {"b_id": definition_id}).scalar_one_or_none()
+        if spec_json is None:
             raise InstanceNotFoundError(f"definition {definition_id} is missing")
-        return self._specs.get(record)
+        return self._specs.put(definition_id, spec_json)
 
     def _find_instance(self, session: Session, ref: str) -> InstanceRecord:
+        instance_id = self._instance_id(session.connection(), ref)
+        record = session.get(InstanceRecord, instance_id)
+        assert record is not None
+        return record
+
+    def _find_instance_row(self, conn: Connection, ref: str) -> InstanceRow:
+        row = load_instance(conn, self._instance_id(conn, ref))
+        assert row is not None
+        return row
+
+    def _instance_id(self, conn: Connection, ref: str) -> int:
         text = ref.strip()
-        record = session.scalars(
-            select(InstanceRecord).where(InstanceRecord.business_key == text)
-        ).first()
-        if record is None:
+        found = conn.execute(_INSTANCE_BY_KEY, {"b_key": text}).scalar_one_or_none()
+        if found is None:
             number = text[1:] if text.startswith("#") else text
             if number.isdigit():
-                record = session.get(InstanceRecord, int(number))
-        if record is None:
+                found = conn.execute(_INSTANCE_BY_ID, {"b_id": int(number)}).scalar_one_or_none()
+        if found is None:
             raise InstanceNotFoundError(
                 f"no instance '{ref}'",
                 "Give a business key or an instance number; `artreturns tasks --all` lists "
                 "instances with open work.",
             )
-        return record
+        return int(found)
 
-    def _find_task(self, session: Session, ref: str) -> TaskRecord:
-        """A task by a unique prefix of its id, or by INSTANCE:STEP for the open task
-        with that BPMN id."""
+    def _find_task(self, conn: Connection, ref: str) -> tuple[str, InstanceRow]:
+        """An open task by a unique prefix of its id, or by INSTANCE:STEP for the open
+        task with that BPMN id; returns the task id and its instance."""
         text = ref.strip()
         step = _STEP_REF.match(text)
         if step is not None and not _SHORT_ID.match(text):
-            instance = self._find_instance(session, step.group("instance"))
-            rows = session.scalars(
-                select(TaskRecord).where(
-                    TaskRecord.instance_id == instance.id,
-                    TaskRecord.bpmn_id == step.group("step"),
-                    TaskRecord.state.in_(OPEN_STATES),
-                )
-            ).all()
-            return _one(rows, ref, "open task")
-        if not _SHORT_ID.match(text.lower()):
+            instance_id = self._instance_id(conn, step.group("instance"))
+            result = conn.execute(
+                _TASK_BY_STEP, {"b_instance": instance_id, "b_step": step.group("step")}
+            )
+        elif _SHORT_ID.match(text.lower()):
+            prefix = text.lower()
+            if len(prefix) == 36:
+                result = conn.execute(_TASK_BY_ID, {"b_id": prefix})
+            else:
+                result = conn.execute(_TASK_BY_PREFIX, {"b_low": prefix, "b_high": prefix + "\x7f"})
+        else:
             raise InputError(
                 f"'{ref}' is not a task id",
                 "Give the id shown by `artreturns tasks` (the first 8 characters are enough) "
                 "or INSTANCE:STEP, for example RMA-1:review.",
             )
-        rows = session.scalars(
-            select(TaskRecord)
-            .where(
-                or_(TaskRecord.id == text.lower(), TaskRecord.id.startswith(text.lower())),
-                TaskRecord.state.in_(OPEN_STATES),
+        rows = result.mappings().all()
+        if not rows:
+            raise TaskNotFoundError(
+                f"no open task '{ref}'", "List open tasks with `artreturns tasks --all`."
             )
-            .limit(5)
-        ).all()
-        return _one(rows, ref, "open task")
-
-
-def _one(rows: Any, ref: str, what: str) -> TaskRecord:
-    rows = list(rows)
-    if not rows:
-        raise TaskNotFoundError(
-            f"no {what} '{ref}'", "List open tasks with `artreturns tasks --all`."
-        )
-    if len(rows) > 1:
-        ids = ", ".join(r.id[:12] for r in rows)
-        raise AmbiguousReferenceError(
-            f"'{ref}' matches more than one {what}: {ids}", "Give more characters of the id."
-        )
-    row: TaskRecord = rows[0]
-    return row
-
-
-def _open_task(work: Work, task_id: str) -> Any:
-    for task in work.run.open_tasks():
-        if task.id == task_id:
-            return task
-    return None
+        if len(rows) > 1:
+            ids = ", ".join(r["task_id"][:12] for r in rows)
+            raise AmbiguousReferenceError(
+                f"'{ref}' matches more than one open task: {ids}",
+                "Give more characters of the id.",
+            )
+        return str(rows[0]["task_id"]), InstanceRow.from_mapping(rows[0])
 
 
 def _require_mapping(value: Any, what: str) -> dict[str, Any]:

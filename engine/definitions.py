@@ -12,8 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from engine import evaluator
@@ -233,6 +234,42 @@ def find_definition(
     return record
 
 
+@dataclass(frozen=True)
+class DefinitionRow:
+    id: int
+    process_id: str
+    version: int
+    content_hash: str
+
+
+_DEFINITION = cast(Table, DefinitionRecord.__table__)
+_ROW = select(
+    _DEFINITION.c.id, _DEFINITION.c.process_id, _DEFINITION.c.version, _DEFINITION.c.content_hash
+)
+_LATEST = (
+    _ROW.where(_DEFINITION.c.process_id == bindparam("b_process"))
+    .order_by(_DEFINITION.c.version.desc())
+    .limit(1)
+)
+_VERSION = _ROW.where(
+    _DEFINITION.c.process_id == bindparam("b_process"),
+    _DEFINITION.c.version == bindparam("b_version"),
+)
+
+
+def find_definition_row(conn: Connection, process_id: str, version: int | None) -> DefinitionRow:
+    """The latest (or given) version of a process, without its spec."""
+    if version is None:
+        row = conn.execute(_LATEST, {"b_process": process_id}).first()
+    else:
+        row = conn.execute(_VERSION, {"b_process": process_id, "b_version": version}).first()
+    if row is None:
+        with Session(bind=conn) as session:
+            find_definition(session, process_id, version)  # raises with a suggestion
+        raise DefinitionNotFoundError(f"no deployed process '{process_id}'")
+    return DefinitionRow(row.id, row.process_id, row.version, row.content_hash)
+
+
 class SpecCache:
     """Parsed specs per definition version; a version's spec never changes."""
 
@@ -241,6 +278,11 @@ class SpecCache:
 
     def cached(self, definition_id: int) -> SpecBundle | None:
         return self._bundles.get(definition_id)
+
+    def put(self, definition_id: int, spec_json: str) -> SpecBundle:
+        bundle = load_specs(spec_json)
+        self._bundles[definition_id] = bundle
+        return bundle
 
     def get(self, record: DefinitionRecord) -> SpecBundle:
         bundle = self._bundles.get(record.id)

@@ -4,8 +4,11 @@ A `Work` wraps a loaded instance for the length of one database transaction. Eac
 transition (start, complete a user task, deliver a handler's result, fire timers,
 deliver a message, cancel) is applied to the workflow and recorded as a pending event
 with the digest of the state after it. `save` writes the state with a revision check
-(a concurrent change makes it fail with ConcurrencyError), refreshes the task
-projection and appends the events to the instance's hash chain.
+(a concurrent change makes it fail with ConcurrencyError), brings the task projection
+in line and appends the events to the instance's hash chain.
+
+This is the hot path of every command, so it speaks SQLAlchemy Core on one connection:
+a complete-task command is one read of the task and instance and four writes.
 """
 
 from __future__ import annotations
@@ -15,21 +18,19 @@ import logging
 import traceback
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
-from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 
 from engine.canonical import canonical_json
-from engine.errors import ConcurrencyError, HandlerNotFoundError, ProcessError
+from engine.errors import ConcurrencyError, HandlerNotFoundError, InputError, ProcessError
 from engine.history import GENESIS_HASH, EventKind, PendingEvent, chain
-from engine.persistence import DefinitionRecord, EventRecord, InstanceRecord, TaskRecord
+from engine.persistence import EventRecord, InstanceRecord, TaskRecord
 from engine.registry import BpmnError, Registry, TaskContext
 from engine.spiff import SERIALIZER_VERSION, OpenTask, Run
-from engine.views import EventView, InstanceView, TaskView
+from engine.views import SHORT_ID, EventView, InstanceView, TaskView
 
 log = logging.getLogger("artreturns.engine")
 
@@ -37,6 +38,48 @@ OPEN_STATES = ("READY", "QUEUED", "FAILED", "WAITING")
 STATUS_RUNNING = "running"
 STATUS_COMPLETED = "completed"
 STATUS_CANCELLED = "cancelled"
+
+INSTANCE = cast(Table, InstanceRecord.__table__)
+TASK = cast(Table, TaskRecord.__table__)
+EVENT = cast(Table, EventRecord.__table__)
+
+# Statements are built once: building a SQLAlchemy statement costs more than running it.
+_SELECT_INSTANCE = select(INSTANCE).where(INSTANCE.c.id == bindparam("b_id"))
+_INSERT_INSTANCE = insert(INSTANCE).returning(INSTANCE.c.id)
+_SAVED_COLUMNS = (
+    "state",
+    "serializer_version",
+    "revision",
+    "status",
+    "updated_at",
+    "ended_at",
+    "next_timer_at",
+    "incident_count",
+    "event_count",
+    "head_hash",
+)
+_UPDATE_INSTANCE = (
+    update(INSTANCE)
+    .where(INSTANCE.c.id == bindparam("b_id"), INSTANCE.c.revision == bindparam("b_revision"))
+    .values({name: bindparam(name) for name in _SAVED_COLUMNS})
+)
+_FAILED_TASKS = select(TASK.c.id, TASK.c.attempts, TASK.c.error).where(
+    TASK.c.instance_id == bindparam("b_id"), TASK.c.state == "FAILED"
+)
+_INSERT_TASK = insert(TASK)
+_UPDATE_TASK = (
+    update(TASK)
+    .where(TASK.c.id == bindparam("b_id"))
+    .values(
+        state=bindparam("state"),
+        due_at=bindparam("due_at"),
+        attempts=bindparam("attempts"),
+        error=bindparam("error"),
+        ended_at=bindparam("ended_at"),
+        completed_by=bindparam("completed_by"),
+    )
+)
+_INSERT_EVENT = insert(EVENT)
 
 
 @dataclass
@@ -48,16 +91,90 @@ class Settings:
     inline_handlers: bool = True
     #: Seconds one diagram expression may run.
     expression_time_limit: float = 1.0
+    #: Instances kept in memory between commands of one process (0 turns it off). A
+    #: cached instance is used only when its stored revision still matches.
+    instance_cache_size: int = 256
+
+
+@dataclass
+class InstanceRow:
+    """An instance row as the hot path reads and writes it."""
+
+    id: int
+    uid: str
+    business_key: str | None
+    process_id: str
+    definition_id: int
+    process_version: int
+    status: str
+    state: str
+    serializer_version: str
+    revision: int
+    started_at: datetime
+    started_by: str
+    updated_at: datetime
+    ended_at: datetime | None
+    next_timer_at: datetime | None
+    incident_count: int
+    event_count: int
+    head_hash: str
+
+    @property
+    def label(self) -> str:
+        return self.business_key or f"#{self.id}"
+
+    @classmethod
+    def from_mapping(cls, row: Mapping[Any, Any]) -> InstanceRow:
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+
+def load_instance(conn: Connection, instance_id: int) -> InstanceRow | None:
+    row = conn.execute(_SELECT_INSTANCE, {"b_id": instance_id}).mappings().first()
+    return InstanceRow.from_mapping(row) if row is not None else None
+
+
+def insert_instance(
+    conn: Connection,
+    *,
+    definition_id: int,
+    process_id: str,
+    process_version: int,
+    business_key: str | None,
+    actor: str,
+    now: datetime,
+) -> InstanceRow:
+    """Insert a new instance (revision 1, no state yet) and return it."""
+    values: dict[str, Any] = {
+        "uid": str(uuid.uuid4()),
+        "business_key": business_key,
+        "process_id": process_id,
+        "definition_id": definition_id,
+        "process_version": process_version,
+        "status": STATUS_RUNNING,
+        "state": "",
+        "serializer_version": SERIALIZER_VERSION,
+        "revision": 1,
+        "started_at": now,
+        "started_by": actor,
+        "updated_at": now,
+        "ended_at": None,
+        "next_timer_at": None,
+        "incident_count": 0,
+        "event_count": 0,
+        "head_hash": GENESIS_HASH,
+    }
+    new_id = conn.execute(_INSERT_INSTANCE, values).scalar_one()
+    return InstanceRow(id=new_id, **values)
 
 
 @dataclass
 class Work:
     """The state of one instance while one command changes it."""
 
-    session: Session
+    conn: Connection
     registry: Registry
     settings: Settings
-    record: InstanceRecord
+    row: InstanceRow
     run: Run
     actor: str
     now: datetime
@@ -65,30 +182,33 @@ class Work:
     completed: dict[str, str] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     retrying: set[str] = field(default_factory=set)
-    previous: dict[str, TaskRecord] = field(default_factory=dict)
+    #: Open tasks before the command, as the workflow and the task table both had them.
+    before: dict[str, OpenTask] = field(default_factory=dict)
+    #: Failed service tasks before the command: id -> (attempts, error).
+    failed_before: dict[str, tuple[int, str | None]] = field(default_factory=dict)
     cancelled: bool = False
     _was_completed: bool = False
 
     @classmethod
     def load(
         cls,
-        session: Session,
+        conn: Connection,
         registry: Registry,
         settings: Settings,
-        record: InstanceRecord,
+        row: InstanceRow,
         run: Run,
         actor: str,
         now: datetime,
+        *,
+        new: bool = False,
     ) -> Work:
-        work = cls(session, registry, settings, record, run, actor, now)
-        work._was_completed = record.status == STATUS_COMPLETED
-        if record.status == STATUS_RUNNING:
-            rows = session.scalars(
-                select(TaskRecord).where(
-                    TaskRecord.instance_id == record.id, TaskRecord.state.in_(OPEN_STATES)
-                )
-            )
-            work.previous = {row.id: row for row in rows}
+        work = cls(conn, registry, settings, row, run, actor, now)
+        work._was_completed = row.status == STATUS_COMPLETED
+        if not new:
+            work.before = {t.id: t for t in run.open_tasks()}
+        if row.incident_count:
+            failed = conn.execute(_FAILED_TASKS, {"b_id": row.id}).all()
+            work.failed_before = {r.id: (r.attempts, r.error) for r in failed}
         return work
 
     # -- recording -----------------------------------------------------------------
@@ -112,6 +232,9 @@ class Work:
     # -- transitions ---------------------------------------------------------------
 
     def fire_due_timers(self) -> list[OpenTask]:
+        due_at = self.row.next_timer_at
+        if due_at is None or due_at >= self.now:
+            return []
         fired = self.run.fire_due_timers()
         if fired:
             for timer in fired:
@@ -170,20 +293,16 @@ class Work:
                 for t in self.run.open_tasks()
                 if t.kind == "service"
                 and t.id not in attempted
-                and (t.id in self.retrying or self._previous_state(t.id) != "FAILED")
+                and (t.id in self.retrying or t.id not in self.failed_before)
             ]
             if not pending:
                 return
             attempted.add(pending[0].id)
             self._call(pending[0])
 
-    def _previous_state(self, task_id: str) -> str | None:
-        row = self.previous.get(task_id)
-        return row.state if row is not None else None
-
     def _attempt(self, task_id: str) -> int:
-        row = self.previous.get(task_id)
-        return (row.attempts if row is not None else 0) + 1
+        attempts, _error = self.failed_before.get(task_id, (0, None))
+        return attempts + 1
 
     def _call(self, task: OpenTask) -> None:
         attempt = self._attempt(task.id)
@@ -194,15 +313,15 @@ class Work:
             self._fail(task, task.operator or "", str(exc), attempt)
             return
         context = TaskContext(
-            instance_id=self.record.id,
-            instance_uid=self.record.uid,
-            business_key=self.record.business_key,
-            process_id=self.record.process_id,
-            process_version=self.record.process_version,
+            instance_id=self.row.id,
+            instance_uid=self.row.uid,
+            business_key=self.row.business_key,
+            process_id=self.row.process_id,
+            process_version=self.row.process_version,
             task_id=task.id,
             bpmn_id=task.bpmn_id,
             operator=call.operator,
-            idempotency_key=f"{self.record.uid}:{task.id}",
+            idempotency_key=f"{self.row.uid}:{task.id}",
             attempt=attempt,
             now=self.now,
             actor=self.actor,
@@ -229,6 +348,7 @@ class Work:
                         "message": str(error),
                         "payload": error.payload,
                         "attempt": attempt,
+                        "ref": task.ref.as_dict(),
                     },
                     task,
                 )
@@ -269,54 +389,58 @@ class Work:
     # -- saving --------------------------------------------------------------------
 
     def save(self) -> tuple[InstanceView, list[EventView]]:
-        record = self.record
+        row = self.row
         run = self.run
         if run.completed and not self._was_completed and not self.cancelled:
             self.record_event(EventKind.COMPLETED, {})
-        open_tasks = [] if self.cancelled else run.open_tasks()
-        task_rows = self._project(open_tasks)
+        after = [] if self.cancelled else run.open_tasks()
+        open_views = self._project(after)
 
-        record.state = run.dump()
-        record.serializer_version = SERIALIZER_VERSION
-        record.updated_at = self.now
+        revision = row.revision
+        row.state = run.dump()
+        row.serializer_version = SERIALIZER_VERSION
+        row.updated_at = self.now
         if self.cancelled:
-            record.status = STATUS_CANCELLED
-            record.ended_at = self.now
+            row.status = STATUS_CANCELLED
+            row.ended_at = self.now
         elif run.completed:
-            record.status = STATUS_COMPLETED
-            record.ended_at = record.ended_at or self.now
+            row.status = STATUS_COMPLETED
+            row.ended_at = row.ended_at or self.now
         else:
-            record.status = STATUS_RUNNING
-        timers = [t.due_at for t in open_tasks if t.kind == "timer" and t.due_at is not None]
-        record.next_timer_at = min(timers) if timers else None
-        record.incident_count = sum(1 for row in task_rows if row.state == "FAILED")
-
+            row.status = STATUS_RUNNING
+        timers = [t.due_at for t in after if t.kind == "timer" and t.due_at is not None]
+        row.next_timer_at = min(timers) if timers else None
+        row.incident_count = sum(1 for view in open_views if view.state == "FAILED")
         chained = chain(
             self.events,
-            instance_uid=record.uid,
-            process_id=record.process_id,
-            process_version=record.process_version,
-            first_seq=record.event_count + 1,
-            prev_hash=record.head_hash,
+            instance_uid=row.uid,
+            process_id=row.process_id,
+            process_version=row.process_version,
+            first_seq=row.event_count + 1,
+            prev_hash=row.head_hash,
         )
         if chained:
-            record.event_count = chained[-1].seq
-            record.head_hash = chained[-1].hash
-        try:
-            self.session.flush()
-        except StaleDataError as exc:
+            row.event_count = chained[-1].seq
+            row.head_hash = chained[-1].hash
+        row.revision = revision + 1
+        values = {name: getattr(row, name) for name in _SAVED_COLUMNS}
+        updated = self.conn.execute(
+            _UPDATE_INSTANCE, {"b_id": row.id, "b_revision": revision, **values}
+        )
+        if updated.rowcount != 1:
             raise ConcurrencyError(
-                f"{record.business_key or '#' + str(record.id)} was changed by another command "
-                "at the same time; this command was undone",
+                f"{row.label} was changed by another command at the same time; this command "
+                "was undone",
                 "Look at the instance again (`artreturns show`) and repeat the command if it "
                 "still applies.",
-            ) from exc
+            )
+        self._write_tasks()
         if chained:
-            self.session.execute(
-                insert(EventRecord),
+            self.conn.execute(
+                _INSERT_EVENT,
                 [
                     {
-                        "instance_id": record.id,
+                        "instance_id": row.id,
                         "seq": e.seq,
                         "at": e.at,
                         "actor": e.actor,
@@ -351,63 +475,119 @@ class Work:
             )
             for e in chained
         ]
-        key = record.business_key
-        open_views = [TaskView.of(row, key) for row in task_rows if row.state in OPEN_STATES]
-        instance = InstanceView.of(record, instance_data(run), open_views, [])
-        return instance, views
+        return InstanceView.of(row, instance_data(run), open_views, []), views
 
-    def _project(self, open_tasks: list[OpenTask]) -> list[TaskRecord]:
-        """Bring the task table in line with the workflow; return the open rows."""
-        rows: list[TaskRecord] = []
-        now_open = {t.id for t in open_tasks}
-        for task in open_tasks:
-            row = self.previous.get(task.id)
-            state = _projected_state(
-                task, self.failures.get(task.id), self._previous_state(task.id)
-            )
-            if row is None:
-                row = TaskRecord(
-                    id=task.id,
-                    instance_id=self.record.id,
-                    bpmn_id=task.bpmn_id,
-                    name=task.name,
-                    kind=task.kind,
-                    role=task.lane,
-                    state=state,
-                    operator=task.operator,
-                    due_at=task.due_at,
-                    created_at=self.now,
-                    attempts=0,
-                )
-                self.session.add(row)
-            else:
-                row.state = state
-                row.due_at = task.due_at
+    def _project(self, after: list[OpenTask]) -> list[TaskView]:
+        """Work out how the task table changes; return the open tasks as views."""
+        self._inserts: list[dict[str, Any]] = []
+        self._updates: list[dict[str, Any]] = []
+        views: list[TaskView] = []
+        now_open = {t.id for t in after}
+        for task in after:
+            previous = self.before.get(task.id)
+            attempts, error = self.failed_before.get(task.id, (0, None))
+            state = _projected_state(task, task.id in self.failures, task.id in self.failed_before)
             if task.id in self.failures:
-                row.attempts = (row.attempts or 0) + 1
-                row.error = self.failures[task.id]
-            rows.append(row)
-        for task_id, row in self.previous.items():
+                attempts += 1
+                error = self.failures[task.id]
+            elif task.id in self.retrying and state != "FAILED":
+                error = None
+            values = {
+                "id": task.id,
+                "instance_id": self.row.id,
+                "bpmn_id": task.bpmn_id,
+                "name": task.name,
+                "kind": task.kind,
+                "role": task.lane,
+                "state": state,
+                "operator": task.operator,
+                "due_at": task.due_at,
+                "created_at": self.now,
+                "ended_at": None,
+                "completed_by": None,
+                "attempts": attempts,
+                "error": error,
+            }
+            if previous is None:
+                self._inserts.append(values)
+            else:
+                values = {**values, "created_at": None}
+                before_state = (
+                    "FAILED"
+                    if task.id in self.failed_before
+                    else _projected_state(previous, False, False)
+                )
+                if (
+                    before_state != state
+                    or previous.due_at != task.due_at
+                    or task.id in self.failures
+                ):
+                    self._updates.append(
+                        {
+                            "b_id": task.id,
+                            "state": state,
+                            "due_at": task.due_at,
+                            "attempts": attempts,
+                            "error": error,
+                            "ended_at": None,
+                            "completed_by": None,
+                        }
+                    )
+            views.append(_view(values, self.row.business_key))
+        for task_id, previous in self.before.items():
             if task_id in now_open:
                 continue
             how = self.completed.get(task_id)
-            row.state = "COMPLETED" if how is not None else "CANCELLED"
-            row.ended_at = self.now
-            if row.kind == "service" and how is not None:
-                row.attempts = (row.attempts or 0) + 1
-            if how is not None and row.kind in ("user", "manual"):
-                row.completed_by = how
-        return rows
+            attempts, error = self.failed_before.get(task_id, (0, None))
+            if previous.kind == "service" and how is not None:
+                attempts += 1
+            self._updates.append(
+                {
+                    "b_id": task_id,
+                    "state": "COMPLETED" if how is not None else "CANCELLED",
+                    "due_at": previous.due_at,
+                    "attempts": attempts,
+                    "error": error,
+                    "ended_at": self.now,
+                    "completed_by": how if previous.kind in ("user", "manual") else None,
+                }
+            )
+        return views
+
+    def _write_tasks(self) -> None:
+        if self._inserts:
+            self.conn.execute(_INSERT_TASK, self._inserts)
+        if self._updates:
+            self.conn.execute(_UPDATE_TASK, self._updates)
 
 
-def _projected_state(task: OpenTask, failure: str | None, before: str | None) -> str:
+def _projected_state(task: OpenTask, failed_now: bool, failed_before: bool) -> str:
     if task.kind in ("user", "manual"):
         return "READY"
     if task.kind == "service":
-        if failure is not None:
-            return "FAILED"
-        return before if before == "FAILED" else "QUEUED"
+        return "FAILED" if failed_now or failed_before else "QUEUED"
     return "WAITING"
+
+
+def _view(values: Mapping[str, Any], business_key: str | None) -> TaskView:
+    return TaskView(
+        id=values["id"],
+        short_id=values["id"][:SHORT_ID],
+        instance_id=values["instance_id"],
+        business_key=business_key,
+        bpmn_id=values["bpmn_id"],
+        name=values["name"],
+        kind=values["kind"],
+        role=values["role"],
+        state=values["state"],
+        operator=values["operator"],
+        due_at=values["due_at"],
+        created_at=values["created_at"],
+        ended_at=values["ended_at"],
+        completed_by=values["completed_by"],
+        attempts=values["attempts"],
+        error=values["error"],
+    )
 
 
 def instance_data(run: Run) -> dict[str, Any]:
@@ -425,35 +605,8 @@ def _describe_exception(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}{where}"
 
 
-def new_instance_record(
-    definition: DefinitionRecord, business_key: str | None, actor: str, now: datetime
-) -> InstanceRecord:
-    return InstanceRecord(
-        uid=str(uuid.uuid4()),
-        business_key=business_key,
-        process_id=definition.process_id,
-        definition_id=definition.id,
-        process_version=definition.version,
-        status=STATUS_RUNNING,
-        state="",
-        serializer_version=SERIALIZER_VERSION,
-        started_at=now,
-        started_by=actor,
-        updated_at=now,
-        ended_at=None,
-        next_timer_at=None,
-        incident_count=0,
-        event_count=0,
-        head_hash=GENESIS_HASH,
+def business_key_taken(key: str) -> InputError:
+    return InputError(
+        f"business key '{key}' is already used by another instance",
+        f"Each instance needs its own key; show the existing one with `artreturns show {key}`.",
     )
-
-
-__all__ = [
-    "OPEN_STATES",
-    "STATUS_CANCELLED",
-    "STATUS_COMPLETED",
-    "STATUS_RUNNING",
-    "Settings",
-    "Work",
-    "new_instance_record",
-]

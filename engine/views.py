@@ -44,7 +44,8 @@ class TaskView(_View):
     state: str
     operator: str | None
     due_at: datetime | None
-    created_at: datetime
+    #: None in a command's result for tasks that were already open before it.
+    created_at: datetime | None
     ended_at: datetime | None
     completed_by: str | None
     attempts: int
@@ -131,7 +132,7 @@ class InstanceView(_View):
     @classmethod
     def of(
         cls,
-        record: InstanceRecord,
+        record: InstanceRecord | Any,
         data: dict[str, Any],
         open_tasks: list[TaskView],
         done_tasks: list[TaskView],

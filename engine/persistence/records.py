@@ -118,6 +118,8 @@ class InstanceRecord(Base):
     status: Mapped[str] = mapped_column(String(20))
     state: Mapped[str] = mapped_column(Text)
     serializer_version: Mapped[str] = mapped_column(String(16))
+    #: Optimistic locking: every update says WHERE revision = <the revision loaded>
+    #: and bumps it; a concurrent change leaves zero rows and the command fails.
     revision: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime]
     started_by: Mapped[str] = mapped_column(String(200))
@@ -127,10 +129,6 @@ class InstanceRecord(Base):
     incident_count: Mapped[int] = mapped_column(default=0)
     event_count: Mapped[int] = mapped_column(default=0)
     head_hash: Mapped[str] = mapped_column(String(64))
-
-    # Optimistic locking: every UPDATE says WHERE revision = <the revision loaded> and
-    # bumps it; a concurrent change leaves zero rows and the flush fails.
-    __mapper_args__ = {"version_id_col": revision}  # noqa: RUF012
 
 
 class TaskRecord(Base):

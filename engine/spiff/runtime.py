@@ -10,7 +10,7 @@ a canonical form that does not depend on SpiffWorkflow's random task ids.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -104,6 +104,7 @@ class Run:
     def __init__(self, workflow: Any, now: Callable[[], datetime]) -> None:
         self._wf = workflow
         self._now = now
+        self._snap: _Snapshot | None = None
 
     # -- construction and storage --------------------------------------------------
 
@@ -137,6 +138,10 @@ class Run:
         workflow.script_engine = ScriptEngine(evaluator)
         return cls(workflow, now)
 
+    def use_clock(self, now: Callable[[], datetime]) -> None:
+        """Move a cached run to the next command's clock."""
+        self._now = now
+
     def dump(self) -> str:
         return dump_workflow(self._wf)
 
@@ -156,28 +161,7 @@ class Run:
 
     def open_tasks(self) -> list[OpenTask]:
         """Every READY user task, STARTED service task and WAITING timer or message."""
-        refs = self._refs()
-        result: list[OpenTask] = []
-        for task in self._iter(_OPEN):
-            spec = task.task_spec
-            kind = self._open_kind(task)
-            if kind is None:
-                continue
-            result.append(
-                OpenTask(
-                    id=str(task.id),
-                    bpmn_id=spec.bpmn_id or spec.name,
-                    name=spec.bpmn_name or spec.bpmn_id or spec.name,
-                    kind=kind,
-                    state=TaskState.get_name(task.state),
-                    lane=self._lane(task),
-                    ref=refs[task.id],
-                    due_at=self._due_at(task, kind),
-                    operator=spec.operation_name if kind == "service" else None,
-                    data=dict(task.data) if kind in ("user", "manual") else {},
-                )
-            )
-        return result
+        return list(self._snapshot().open)
 
     def _open_kind(self, task: Any) -> str | None:
         spec = task.task_spec
@@ -372,24 +356,19 @@ class Run:
 
     def canonical(self) -> dict[str, Any]:
         """The state in a form independent of task ids and library timestamps."""
-        paths = self._paths()
-        entries = []
-        for task in self._iter(TaskState.ANY_MASK):
-            entry: dict[str, Any] = {
-                "path": paths[task.id],
-                "state": TaskState.get_name(task.state),
-            }
-            if not task.has_state(TaskState.FINISHED_MASK):
-                entry["data"] = task.data
-                if task.internal_data:
-                    entry["internal"] = task.internal_data
-            entries.append(canonical_json(entry))
+        entries: list[tuple[str, int, str]] = []
+        for task, path in self._snapshot().tasks:
+            if task.state & TaskState.FINISHED_MASK:
+                entries.append((path, task.state, ""))
+            else:
+                live = {"data": task.data, "internal": task.internal_data}
+                entries.append((path, task.state, canonical_json(live)))
         entries.sort()
         workflows = [self._wf, *self._wf.subprocesses.values()]
         return {
             "tasks": entries,
             "data": [canonical_json(w.data) for w in workflows],
-            "completed": bool(self._wf.is_completed()),
+            "completed": bool(self._wf.completed),
         }
 
     def digest(self) -> str:
@@ -403,7 +382,7 @@ class Run:
         raise TaskNotFoundError(f"no open task at {ref.path} #{ref.ordinal}")
 
     def ref_of(self, task_id: str) -> TaskRef:
-        return self._refs()[UUID(task_id)]
+        return self._snapshot().refs[UUID(task_id)]
 
     # -- internals -----------------------------------------------------------------
 
@@ -424,9 +403,8 @@ class Run:
             raise _wrap(exc, what) from exc
         except (ValueError, TypeError, KeyError, AttributeError, NameError, ArithmeticError) as exc:
             raise _wrap(exc, what) from exc
-
-    def _iter(self, state: int) -> Iterator[Any]:
-        return iter(self._wf.get_tasks(state=state))
+        finally:
+            self._snap = None
 
     def _task(self, task_id: str) -> Any:
         try:
@@ -443,30 +421,63 @@ class Run:
                 return open_task
         raise TaskNotFoundError(f"task {task.id} is not open")
 
-    def _paths(self) -> dict[UUID, str]:
+    def _snapshot(self) -> _Snapshot:
+        """One walk over every task tree: paths, refs and open tasks, cached until the
+        next transition."""
+        if self._snap is not None:
+            return self._snap
+        tasks: list[tuple[Any, str]] = []
+        refs: dict[UUID, TaskRef] = {}
+        counts: dict[str, int] = {}
         paths: dict[UUID, str] = {}
         workflows = sorted([self._wf, *self._wf.subprocesses.values()], key=lambda w: w.depth)
         for workflow in workflows:
             parent_id = workflow.parent_task_id
-            prefix = paths.get(parent_id, "") + ">" if parent_id is not None else ""
-            stack = [(workflow.task_tree, prefix + workflow.task_tree.task_spec.name)]
+            prefix = paths[parent_id] + ">" if parent_id is not None else ""
+            by_id = workflow.tasks
+            root = workflow.task_tree
+            stack = [(root, prefix + root.task_spec.name)]
             while stack:
                 task, path = stack.pop()
                 paths[task.id] = path
-                for child in task.children:
+                ordinal = counts.get(path, 0)
+                counts[path] = ordinal + 1
+                refs[task.id] = TaskRef(path, ordinal)
+                tasks.append((task, path))
+                children = [by_id[c] for c in task._children if c in by_id]
+                for child in reversed(children):
                     stack.append((child, f"{path}/{child.task_spec.name}"))
-        return paths
+        open_tasks: list[OpenTask] = []
+        for task, _path in tasks:
+            if not task.state & _OPEN:
+                continue
+            kind = self._open_kind(task)
+            if kind is None:
+                continue
+            spec = task.task_spec
+            open_tasks.append(
+                OpenTask(
+                    id=str(task.id),
+                    bpmn_id=spec.bpmn_id or spec.name,
+                    name=spec.bpmn_name or spec.bpmn_id or spec.name,
+                    kind=kind,
+                    state=TaskState.get_name(task.state),
+                    lane=self._lane(task),
+                    ref=refs[task.id],
+                    due_at=self._due_at(task, kind),
+                    operator=spec.operation_name if kind == "service" else None,
+                    data=dict(task.data) if kind in ("user", "manual") else {},
+                )
+            )
+        self._snap = _Snapshot(tasks, refs, open_tasks)
+        return self._snap
 
-    def _refs(self) -> dict[UUID, TaskRef]:
-        paths = self._paths()
-        counts: dict[str, int] = {}
-        refs: dict[UUID, TaskRef] = {}
-        for task in self._iter(TaskState.ANY_MASK):
-            path = paths[task.id]
-            ordinal = counts.get(path, 0)
-            counts[path] = ordinal + 1
-            refs[task.id] = TaskRef(path, ordinal)
-        return refs
+
+@dataclass(frozen=True)
+class _Snapshot:
+    tasks: list[tuple[Any, str]]
+    refs: dict[UUID, TaskRef]
+    open: list[OpenTask]
 
 
 def _timer_like(task_spec: Any) -> bool:
