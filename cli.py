@@ -597,6 +597,53 @@ def handlers_command(obj: Context, as_json: bool) -> None:
     _console().print(table)
 
 
+@cli.command()
+@click.option("--instances", default=300, show_default=True, help="Instances per round.")
+@click.option("--rounds", default=5, show_default=True, help="Rounds of each runner.")
+@click.option(
+    "--history",
+    "history_sizes",
+    default="10,1000",
+    show_default=True,
+    help="History sizes (events) whose step cost is compared.",
+)
+@click.option("--samples", default=25, show_default=True, help="Instances per history size.")
+@click.option("--markdown", is_flag=True, help="Print a Markdown table (for docs/benchmarks.md).")
+def bench(instances: int, rounds: int, history_sizes: str, samples: int, markdown: bool) -> None:
+    """Measure the engine against bare SpiffWorkflow, side by side in one run.
+
+    Uses its own temporary SQLite files; --db is not touched.
+    """
+    from engine import bench as bench_module
+
+    try:
+        sizes = [int(part) for part in history_sizes.split(",") if part.strip()]
+    except ValueError as exc:
+        raise InputError(f"--history {history_sizes!r} is not a list of numbers") from exc
+    report = bench_module.run(
+        instances=instances,
+        rounds=rounds,
+        history_sizes=sizes,
+        history_samples=samples,
+        progress=lambda line: click.echo(line, err=True),
+    )
+    if markdown:
+        click.echo("| measurement | value | unit | how |")
+        click.echo("|---|---:|---|---|")
+        for figure in report.figures:
+            click.echo(f"| {figure.name} | {figure.value:,.2f} | {figure.unit} | {figure.note} |")
+        click.echo("")
+        click.echo("Machine: " + ", ".join(f"{k} {v}" for k, v in report.machine.items()))
+        return
+    table = Table(header_style="bold")
+    for column in ("measurement", "value", "unit", "how"):
+        table.add_column(column)
+    for figure in report.figures:
+        table.add_row(figure.name, f"{figure.value:,.2f}", figure.unit, figure.note)
+    _console().print(table)
+    click.echo("Machine: " + ", ".join(f"{k} {v}" for k, v in report.machine.items()))
+
+
 def main() -> None:
     cli(prog_name="artreturns")
 

@@ -7,16 +7,16 @@ instances than it shows.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine import definitions
@@ -50,9 +50,9 @@ from engine.runner import (
     Settings,
     Work,
     business_key_taken,
-    insert_instance,
     instance_data,
     load_instance,
+    new_instance,
 )
 from engine.spiff import Run, SpecBundle
 from engine.views import (
@@ -63,6 +63,8 @@ from engine.views import (
     ProcessView,
     TaskView,
 )
+
+log = logging.getLogger("artreturns.engine")
 
 _SHORT_ID = re.compile(r"^[0-9a-f][0-9a-f-]{3,35}$")
 _STEP_REF = re.compile(r"^(?P<instance>.+):(?P<step>[A-Za-z_][\w.-]*)$")
@@ -112,7 +114,9 @@ class Engine:
         self.settings = settings or Settings()
         self.evaluator = Evaluator(self.settings.expression_time_limit)
         self._specs = definitions.SpecCache()
-        self._runs: OrderedDict[int, tuple[int, Run]] = OrderedDict()
+        #: Instances this process saved last, with their open user tasks' ids.
+        self._runs: OrderedDict[int, tuple[InstanceRow, Run, list[str]]] = OrderedDict()
+        self._task_owner: dict[str, int] = {}
 
     # -- schema --------------------------------------------------------------------
 
@@ -195,19 +199,16 @@ class Engine:
         now = self.clock.now()
         with self.db.connect() as conn:
             definition = definitions.find_definition_row(conn, process_id, version)
-            try:
-                with conn.begin_nested():
-                    row = insert_instance(
-                        conn,
-                        definition_id=definition.id,
-                        process_id=definition.process_id,
-                        process_version=definition.version,
-                        business_key=key,
-                        actor=actor,
-                        now=now,
-                    )
-            except IntegrityError as exc:
-                raise business_key_taken(key or "") from exc
+            if key is not None and conn.execute(_INSTANCE_BY_KEY, {"b_key": key}).first():
+                raise business_key_taken(key)
+            row = new_instance(
+                definition_id=definition.id,
+                process_id=definition.process_id,
+                process_version=definition.version,
+                business_key=key,
+                actor=actor,
+                now=now,
+            )
             bundle = self._bundle(conn, definition.id)
             run = Run.start(bundle, payload, self.evaluator, lambda: now)
             work = Work.load(conn, self.registry, self.settings, row, run, actor, now, new=True)
@@ -229,6 +230,7 @@ class Engine:
 
         def apply(work: Work, task_id: str | None) -> None:
             assert task_id is not None
+            late.clear()
             if task_id not in {t.id for t in work.run.open_tasks()}:
                 before = work.before.get(task_id)
                 late.append(before.name if before is not None else task_id)
@@ -323,8 +325,22 @@ class Engine:
         by_id: bool = False,
     ) -> CommandResult:
         now = self.clock.now()
+        hit = self._cache_hit(instance, task_ref, by_id)
+        if hit is not None:
+            # The instance as this process last saved it: write it back on the condition
+            # that nobody changed it since (the revision check). If somebody did, load it
+            # again and redo the command on what is stored.
+            row, run, task_id = hit
+            run.use_clock(lambda: now)
+            try:
+                with self.db.connect() as conn:
+                    work, result = self._work(conn, row, run, task_id, actor, now, apply, fire)
+                self._keep(work)
+                return result
+            except ConcurrencyError:
+                log.info("%s changed elsewhere since this process cached it", row.label)
         with self.db.connect() as conn:
-            task_id: str | None = None
+            task_id = None
             if task_ref is not None:
                 task_id, row = self._find_task(conn, task_ref)
             elif by_id and instance is not None:
@@ -339,33 +355,68 @@ class Engine:
                 raise InvalidStateError(
                     f"{row.label} is {row.status}", "Only running instances can be changed."
                 )
-            run = self._cached_run(row, now) or self._restore(conn, row, now)
-            work = Work.load(conn, self.registry, self.settings, row, run, actor, now)
-            if fire:
-                work.fire_due_timers()
-            apply(work, task_id)
-            work.run_handlers()
-            view, events = work.save()
+            run = self._restore(conn, row, now)
+            work, result = self._work(conn, row, run, task_id, actor, now, apply, fire)
         self._keep(work)
-        return CommandResult(view, events, list(work.failures.values()))
+        return result
 
-    def _cached_run(self, row: InstanceRow, now: datetime) -> Run | None:
-        """The in-memory run of this instance, if it is exactly the stored revision.
-        It leaves the cache while a command works on it and returns only on commit."""
-        cached = self._runs.pop(row.id, None)
-        if cached is None or cached[0] != row.revision:
+    def _work(
+        self,
+        conn: Connection,
+        row: InstanceRow,
+        run: Run,
+        task_id: str | None,
+        actor: str,
+        now: datetime,
+        apply: Callable[[Work, str | None], None],
+        fire: bool,
+    ) -> tuple[Work, CommandResult]:
+        work = Work.load(conn, self.registry, self.settings, row, run, actor, now)
+        if fire:
+            work.fire_due_timers()
+        apply(work, task_id)
+        work.run_handlers()
+        view, events = work.save()
+        return work, CommandResult(view, events, list(work.failures.values()))
+
+    def _cache_hit(
+        self, instance: str | None, task_ref: str | None, by_id: bool
+    ) -> tuple[InstanceRow, Run, str | None] | None:
+        """Take an instance out of the in-memory cache for a command that names it by
+        a full task id or by number. It goes back only after the command committed."""
+        if task_ref is not None:
+            instance_id = self._task_owner.get(task_ref.strip().lower())
+            task_id: str | None = task_ref.strip().lower()
+        elif by_id and instance is not None:
+            instance_id, task_id = int(instance), None
+        else:
             return None
-        run = cached[1]
-        run.use_clock(lambda: now)
-        return run
+        if instance_id is None:
+            return None
+        cached = self._runs.pop(instance_id, None)
+        if cached is None:
+            return None
+        row, run, task_ids = cached
+        for open_id in task_ids:
+            self._task_owner.pop(open_id, None)
+        return replace(row), run, task_id
 
     def _keep(self, work: Work) -> None:
         size = self.settings.instance_cache_size
+        stale = self._runs.pop(work.row.id, None)
+        if stale is not None:
+            for open_id in stale[2]:
+                self._task_owner.pop(open_id, None)
         if size <= 0 or work.row.status != STATUS_RUNNING:
             return
-        self._runs[work.row.id] = (work.row.revision, work.run)
+        task_ids = [t.id for t in work.run.open_tasks() if t.kind in ("user", "manual")]
+        self._runs[work.row.id] = (replace(work.row), work.run, task_ids)
+        for open_id in task_ids:
+            self._task_owner[open_id] = work.row.id
         while len(self._runs) > size:
-            self._runs.popitem(last=False)
+            _, (_, _, evicted) = self._runs.popitem(last=False)
+            for open_id in evicted:
+                self._task_owner.pop(open_id, None)
 
     # -- queries -------------------------------------------------------------------
 

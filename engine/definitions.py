@@ -133,6 +133,7 @@ def store(
 ) -> list[Deployed]:
     by_name = {f.name: f for f in files}
     results: list[Deployed] = []
+    stored: set[str] = set()
     for process_id in sorted(compilation.processes):
         process = compilation.processes[process_id]
         latest = latest_definition(session, process_id)
@@ -142,15 +143,21 @@ def store(
             )
             continue
         version = (latest.version + 1) if latest is not None else 1
-        _store_sources(session, [by_name[name] for name in process.files], now)
+        _store_sources(session, [by_name[name] for name in process.files], now, stored)
         session.add(_definition_record(process, version, by_name, actor, now))
         results.append(Deployed(process_id, version, process.name, True, process.content_hash))
     session.flush()
     return results
 
 
-def _store_sources(session: Session, files: list[SourceFile], now: datetime) -> None:
+def _store_sources(
+    session: Session, files: list[SourceFile], now: datetime, stored: set[str]
+) -> None:
+    """Store each file once, however many of the deployed processes come from it."""
     for source in files:
+        if source.sha256 in stored:
+            continue
+        stored.add(source.sha256)
         if session.get(SourceFileRecord, source.sha256) is None:
             session.add(
                 SourceFileRecord(

@@ -20,12 +20,21 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from functools import cache
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
 from engine.canonical import canonical_json
-from engine.errors import ConcurrencyError, HandlerNotFoundError, InputError, ProcessError
+from engine.errors import (
+    ConcurrencyError,
+    ConfigurationError,
+    HandlerNotFoundError,
+    InputError,
+    ProcessError,
+)
 from engine.history import GENESIS_HASH, EventKind, PendingEvent, chain
 from engine.persistence import EventRecord, InstanceRecord, TaskRecord
 from engine.registry import BpmnError, Registry, TaskContext
@@ -66,19 +75,27 @@ _UPDATE_INSTANCE = (
 _FAILED_TASKS = select(TASK.c.id, TASK.c.attempts, TASK.c.error).where(
     TASK.c.instance_id == bindparam("b_id"), TASK.c.state == "FAILED"
 )
-_INSERT_TASK = insert(TASK)
-_UPDATE_TASK = (
-    update(TASK)
-    .where(TASK.c.id == bindparam("b_id"))
-    .values(
-        state=bindparam("state"),
-        due_at=bindparam("due_at"),
-        attempts=bindparam("attempts"),
-        error=bindparam("error"),
-        ended_at=bindparam("ended_at"),
-        completed_by=bindparam("completed_by"),
+_TASK_CHANGES = ("state", "due_at", "attempts", "error", "ended_at", "completed_by")
+
+
+@cache
+def _task_upsert(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT (id) DO UPDATE for the task projection."""
+    statement: Any
+    if dialect == "postgresql":
+        statement = postgresql.insert(TASK)
+    elif dialect == "sqlite":
+        statement = sqlite.insert(TASK)
+    else:
+        raise ConfigurationError(
+            f"the {dialect} database is not supported", "Use SQLite or PostgreSQL."
+        )
+    return statement.on_conflict_do_update(
+        index_elements=[TASK.c.id],
+        set_={name: statement.excluded[name] for name in _TASK_CHANGES},
     )
-)
+
+
 _INSERT_EVENT = insert(EVENT)
 
 
@@ -133,8 +150,7 @@ def load_instance(conn: Connection, instance_id: int) -> InstanceRow | None:
     return InstanceRow.from_mapping(row) if row is not None else None
 
 
-def insert_instance(
-    conn: Connection,
+def new_instance(
     *,
     definition_id: int,
     process_id: str,
@@ -143,28 +159,37 @@ def insert_instance(
     actor: str,
     now: datetime,
 ) -> InstanceRow:
-    """Insert a new instance (revision 1, no state yet) and return it."""
-    values: dict[str, Any] = {
-        "uid": str(uuid.uuid4()),
-        "business_key": business_key,
-        "process_id": process_id,
-        "definition_id": definition_id,
-        "process_version": process_version,
-        "status": STATUS_RUNNING,
-        "state": "",
-        "serializer_version": SERIALIZER_VERSION,
-        "revision": 1,
-        "started_at": now,
-        "started_by": actor,
-        "updated_at": now,
-        "ended_at": None,
-        "next_timer_at": None,
-        "incident_count": 0,
-        "event_count": 0,
-        "head_hash": GENESIS_HASH,
-    }
-    new_id = conn.execute(_INSERT_INSTANCE, values).scalar_one()
-    return InstanceRow(id=new_id, **values)
+    """A new instance, not yet stored (revision 0); `Work` inserts it when needed."""
+    return InstanceRow(
+        id=0,
+        uid=str(uuid.uuid4()),
+        business_key=business_key,
+        process_id=process_id,
+        definition_id=definition_id,
+        process_version=process_version,
+        status=STATUS_RUNNING,
+        state="",
+        serializer_version=SERIALIZER_VERSION,
+        revision=0,
+        started_at=now,
+        started_by=actor,
+        updated_at=now,
+        ended_at=None,
+        next_timer_at=None,
+        incident_count=0,
+        event_count=0,
+        head_hash=GENESIS_HASH,
+    )
+
+
+def _insert(conn: Connection, row: InstanceRow) -> None:
+    values = {f.name: getattr(row, f.name) for f in fields(InstanceRow) if f.name != "id"}
+    try:
+        row.id = conn.execute(_INSERT_INSTANCE, values).scalar_one()
+    except IntegrityError as exc:
+        if row.business_key is not None:
+            raise business_key_taken(row.business_key) from exc
+        raise
 
 
 @dataclass
@@ -312,6 +337,7 @@ class Work:
         except (ProcessError, HandlerNotFoundError) as exc:
             self._fail(task, task.operator or "", str(exc), attempt)
             return
+        self._ensure_stored()
         context = TaskContext(
             instance_id=self.row.id,
             instance_uid=self.row.uid,
@@ -378,6 +404,12 @@ class Work:
             task,
         )
 
+    def _ensure_stored(self) -> None:
+        """Insert a new instance now, so that handlers see its number."""
+        if self.row.revision == 0:
+            self.row.revision = 1
+            _insert(self.conn, self.row)
+
     def _fail(self, task: OpenTask, operator: str, error: str, attempt: int) -> None:
         self.failures[task.id] = error
         self.record_event(
@@ -394,7 +426,6 @@ class Work:
         if run.completed and not self._was_completed and not self.cancelled:
             self.record_event(EventKind.COMPLETED, {})
         after = [] if self.cancelled else run.open_tasks()
-        open_views = self._project(after)
 
         revision = row.revision
         row.state = run.dump()
@@ -410,7 +441,11 @@ class Work:
             row.status = STATUS_RUNNING
         timers = [t.due_at for t in after if t.kind == "timer" and t.due_at is not None]
         row.next_timer_at = min(timers) if timers else None
-        row.incident_count = sum(1 for view in open_views if view.state == "FAILED")
+        row.incident_count = sum(
+            1
+            for t in after
+            if _projected_state(t, t.id in self.failures, t.id in self.failed_before) == "FAILED"
+        )
         chained = chain(
             self.events,
             instance_uid=row.uid,
@@ -423,17 +458,21 @@ class Work:
             row.event_count = chained[-1].seq
             row.head_hash = chained[-1].hash
         row.revision = revision + 1
-        values = {name: getattr(row, name) for name in _SAVED_COLUMNS}
-        updated = self.conn.execute(
-            _UPDATE_INSTANCE, {"b_id": row.id, "b_revision": revision, **values}
-        )
-        if updated.rowcount != 1:
-            raise ConcurrencyError(
-                f"{row.label} was changed by another command at the same time; this command "
-                "was undone",
-                "Look at the instance again (`artreturns show`) and repeat the command if it "
-                "still applies.",
+        if revision == 0:
+            _insert(self.conn, row)
+        else:
+            values = {name: getattr(row, name) for name in _SAVED_COLUMNS}
+            updated = self.conn.execute(
+                _UPDATE_INSTANCE, {"b_id": row.id, "b_revision": revision, **values}
             )
+            if updated.rowcount != 1:
+                raise ConcurrencyError(
+                    f"{row.label} was changed by another command at the same time; this "
+                    "command was undone",
+                    "Look at the instance again (`artreturns show`) and repeat the command if "
+                    "it still applies.",
+                )
+        open_views = self._project(after)
         self._write_tasks()
         if chained:
             self.conn.execute(
@@ -467,20 +506,22 @@ class Work:
                 bpmn_id=e.bpmn_id,
                 task_name=e.task_name,
                 task_id=e.task_id,
-                data=json.loads(e.data),
+                data=dict(pending.data),
                 process_id=e.process_id,
                 process_version=e.process_version,
                 state_digest=e.state_digest,
                 hash=e.hash,
             )
-            for e in chained
+            for e, pending in zip(chained, self.events, strict=True)
         ]
         return InstanceView.of(row, instance_data(run), open_views, []), views
 
     def _project(self, after: list[OpenTask]) -> list[TaskView]:
-        """Work out how the task table changes; return the open tasks as views."""
-        self._inserts: list[dict[str, Any]] = []
-        self._updates: list[dict[str, Any]] = []
+        """Work out which task rows change; return the open tasks as views.
+
+        Every changed row is written whole, so one upsert covers new tasks, tasks that
+        finished and tasks whose state or deadline moved."""
+        self._rows: list[dict[str, Any]] = []
         views: list[TaskView] = []
         now_open = {t.id for t in after}
         for task in after:
@@ -490,28 +531,10 @@ class Work:
             if task.id in self.failures:
                 attempts += 1
                 error = self.failures[task.id]
-            elif task.id in self.retrying and state != "FAILED":
-                error = None
-            values = {
-                "id": task.id,
-                "instance_id": self.row.id,
-                "bpmn_id": task.bpmn_id,
-                "name": task.name,
-                "kind": task.kind,
-                "role": task.lane,
-                "state": state,
-                "operator": task.operator,
-                "due_at": task.due_at,
-                "created_at": self.now,
-                "ended_at": None,
-                "completed_by": None,
-                "attempts": attempts,
-                "error": error,
-            }
+            values = self._row(task, state, attempts, error)
             if previous is None:
-                self._inserts.append(values)
+                self._rows.append(values)
             else:
-                values = {**values, "created_at": None}
                 before_state = (
                     "FAILED"
                     if task.id in self.failed_before
@@ -522,17 +545,8 @@ class Work:
                     or previous.due_at != task.due_at
                     or task.id in self.failures
                 ):
-                    self._updates.append(
-                        {
-                            "b_id": task.id,
-                            "state": state,
-                            "due_at": task.due_at,
-                            "attempts": attempts,
-                            "error": error,
-                            "ended_at": None,
-                            "completed_by": None,
-                        }
-                    )
+                    self._rows.append(values)
+                values = {**values, "created_at": None}
             views.append(_view(values, self.row.business_key))
         for task_id, previous in self.before.items():
             if task_id in now_open:
@@ -541,24 +555,35 @@ class Work:
             attempts, error = self.failed_before.get(task_id, (0, None))
             if previous.kind == "service" and how is not None:
                 attempts += 1
-            self._updates.append(
-                {
-                    "b_id": task_id,
-                    "state": "COMPLETED" if how is not None else "CANCELLED",
-                    "due_at": previous.due_at,
-                    "attempts": attempts,
-                    "error": error,
-                    "ended_at": self.now,
-                    "completed_by": how if previous.kind in ("user", "manual") else None,
-                }
+            values = self._row(
+                previous, "COMPLETED" if how is not None else "CANCELLED", attempts, error
             )
+            values["ended_at"] = self.now
+            values["completed_by"] = how if previous.kind in ("user", "manual") else None
+            self._rows.append(values)
         return views
 
+    def _row(self, task: OpenTask, state: str, attempts: int, error: str | None) -> dict[str, Any]:
+        return {
+            "id": task.id,
+            "instance_id": self.row.id,
+            "bpmn_id": task.bpmn_id,
+            "name": task.name,
+            "kind": task.kind,
+            "role": task.lane,
+            "state": state,
+            "operator": task.operator,
+            "due_at": task.due_at,
+            "created_at": self.now,
+            "ended_at": None,
+            "completed_by": None,
+            "attempts": attempts,
+            "error": error,
+        }
+
     def _write_tasks(self) -> None:
-        if self._inserts:
-            self.conn.execute(_INSERT_TASK, self._inserts)
-        if self._updates:
-            self.conn.execute(_UPDATE_TASK, self._updates)
+        if self._rows:
+            self.conn.execute(_task_upsert(self.conn.dialect.name), self._rows)
 
 
 def _projected_state(task: OpenTask, failed_now: bool, failed_before: bool) -> str:

@@ -69,7 +69,11 @@ class Database:
         self.url = normalise_url(url) if isinstance(url, str) else url
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         options: dict[str, Any] = {"echo": echo, "future": True}
-        if not self.is_sqlite:
+        if self.is_sqlite:
+            # Every unit of work ends in an explicit commit or rollback, so the pool's own
+            # rollback on return would only repeat it.
+            options["pool_reset_on_return"] = None
+        else:
             options["pool_pre_ping"] = True
         try:
             self.engine = create_engine(self.url, **options)

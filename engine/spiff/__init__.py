@@ -5,6 +5,7 @@ diagrams into specs, storing specs and instance state, and running an instance o
 transition at a time.
 """
 
+from engine.spiff import patches  # noqa: F401 - applied on import
 from engine.spiff.compiler import (
     Compilation,
     CompiledProcess,

@@ -306,11 +306,13 @@ class Run:
 
         def apply() -> None:
             self._wf.catch(event)
-            caught.append(task.state != TaskState.STARTED)
-            if caught[0]:
-                self._advance()
-            else:  # nothing caught it: the library queued it as an outgoing event
+            # An event nothing catches is queued by the library as an outgoing event.
+            uncaught = any(e is event for e in self._wf.bpmn_events)
+            caught.append(not uncaught)
+            if uncaught:
                 self._wf.bpmn_events = [e for e in self._wf.bpmn_events if e is not event]
+            else:
+                self._advance()
 
         self._guard(apply, f"throwing error '{code}'")
         return caught[0]
@@ -355,24 +357,37 @@ class Run:
     # -- canonical form ------------------------------------------------------------
 
     def canonical(self) -> dict[str, Any]:
-        """The state in a form independent of task ids and library timestamps."""
-        entries: list[tuple[str, int, str]] = []
+        """The state in a form independent of task ids and library timestamps: every
+        task as (path of BPMN ids, state), with data for the unfinished ones, in a
+        sorted order; the workflows' data; whether it completed."""
+        finished: list[tuple[str, int]] = []
+        live: list[tuple[str, int, dict[str, Any]]] = []
         for task, path in self._snapshot().tasks:
             if task.state & TaskState.FINISHED_MASK:
-                entries.append((path, task.state, ""))
+                finished.append((path, task.state))
             else:
-                live = {"data": task.data, "internal": task.internal_data}
-                entries.append((path, task.state, canonical_json(live)))
-        entries.sort()
+                live.append((path, task.state, {"data": task.data, "internal": task.internal_data}))
+        finished.sort()
+        # Live tasks at the same path and state (multi-instance siblings) are told apart
+        # by their data, so sort by that too; it is only serialized when there is a tie.
+        live.sort(key=lambda e: (e[0], e[1]))
+        for index in range(1, len(live)):
+            if live[index][:2] == live[index - 1][:2]:
+                live.sort(key=lambda e: (e[0], e[1], canonical_json(e[2])))
+                break
         workflows = [self._wf, *self._wf.subprocesses.values()]
         return {
-            "tasks": entries,
-            "data": [canonical_json(w.data) for w in workflows],
+            "finished": finished,
+            "live": live,
+            "data": [w.data for w in workflows],
             "completed": bool(self._wf.completed),
         }
 
     def digest(self) -> str:
-        return digest(self.canonical())
+        snapshot = self._snapshot()
+        if snapshot.digest is None:
+            snapshot.digest = digest(self.canonical())
+        return snapshot.digest
 
     def find(self, ref: TaskRef, kinds: tuple[str, ...]) -> OpenTask:
         """The open task named by `ref` (used to re-apply recorded events)."""
@@ -473,11 +488,12 @@ class Run:
         return self._snap
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Snapshot:
     tasks: list[tuple[Any, str]]
     refs: dict[UUID, TaskRef]
     open: list[OpenTask]
+    digest: str | None = None
 
 
 def _timer_like(task_spec: Any) -> bool:

@@ -1,0 +1,195 @@
+"""`artreturns bench`: what the engine costs, measured side by side in one run.
+
+1. Throughput: instances per second of a ten-step process with three user tasks,
+   end to end through the engine API and persisted on a SQLite file, against the same
+   process run in memory by bare SpiffWorkflow. Rounds of the two alternate, so both
+   see the same machine; the median round of each is reported, and their ratio.
+2. History independence: the cost of one step on an instance whose history holds 10
+   events against one whose history holds 1,000. A step must not read or rewrite the
+   history it extends, so the ratio should stay near 1.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+
+from engine.api import Engine
+from engine.clock import FixedClock
+from engine.registry import Registry
+from engine.runner import Settings
+from engine.spiff.bare import BareRunner
+
+PROCESS = Path(__file__).parent / "bench_linear10.bpmn"
+PROCESS_ID = "linear10"
+ACTOR = "bench"
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+@dataclass
+class Figure:
+    name: str
+    value: float
+    unit: str
+    note: str = ""
+
+
+@dataclass
+class Report:
+    machine: dict[str, str]
+    figures: list[Figure] = field(default_factory=list)
+
+    def add(self, name: str, value: float, unit: str, note: str = "") -> None:
+        self.figures.append(Figure(name, value, unit, note))
+
+
+def machine() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": str(_cpu_count()),
+        "spiffworkflow": version("SpiffWorkflow"),
+        "sqlalchemy": version("SQLAlchemy"),
+        "sqlite": sqlite3.sqlite_version,
+    }
+
+
+def _cpu_count() -> int:
+    return os.cpu_count() or 1
+
+
+def _engine(path: Path, cache: bool) -> Engine:
+    settings = Settings(instance_cache_size=256 if cache else 0)
+    engine = Engine(
+        f"sqlite:///{path}", registry=Registry(), clock=FixedClock(START), settings=settings
+    )
+    engine.init()
+    engine.deploy([PROCESS], actor=ACTOR)
+    return engine
+
+
+def _run_engine_instance(engine: Engine, number: int) -> None:
+    result = engine.start(PROCESS_ID, {"n": number}, actor=ACTOR)
+    while result.instance.status == "running":
+        task = result.instance.open_tasks[0]
+        result = engine.complete(task.id, {"answer": number}, actor=ACTOR)
+
+
+def _rate(fn: Callable[[int], object], count: int) -> float:
+    began = time.perf_counter()
+    for number in range(count):
+        fn(number)
+    return count / (time.perf_counter() - began)
+
+
+def throughput(
+    report: Report,
+    workdir: Path,
+    instances: int,
+    rounds: int,
+    progress: Callable[[str], None],
+) -> None:
+    bare = BareRunner(PROCESS, PROCESS_ID)
+    cached = _engine(workdir / "throughput.db", cache=True)
+    uncached = _engine(workdir / "throughput-nocache.db", cache=False)
+    runners: list[tuple[str, Callable[[int], object]]] = [
+        ("bare", lambda n: bare.run({"answer": n})),
+        ("engine", lambda n: _run_engine_instance(cached, n)),
+        ("engine-nocache", lambda n: _run_engine_instance(uncached, n)),
+    ]
+    for _name, fn in runners:  # warm up: imports, caches, the first SQLite pages
+        _rate(fn, max(10, instances // 10))
+    rates: dict[str, list[float]] = {name: [] for name, _ in runners}
+    for round_number in range(1, rounds + 1):
+        for name, fn in runners:
+            rates[name].append(_rate(fn, instances))
+        progress(f"throughput round {round_number}/{rounds}")
+    bare_rate = statistics.median(rates["bare"])
+    engine_rate = statistics.median(rates["engine"])
+    nocache_rate = statistics.median(rates["engine-nocache"])
+    note = f"median of {rounds} rounds of {instances} instances"
+    report.add("bare SpiffWorkflow, in memory", bare_rate, "instances/s", note)
+    report.add("engine, persisted on SQLite", engine_rate, "instances/s", note)
+    report.add(
+        "engine, persisted on SQLite, no instance cache",
+        nocache_rate,
+        "instances/s",
+        note + "; every command loads the instance from the database, as one CLI call does",
+    )
+    report.add("engine / bare", engine_rate / bare_rate * 100, "%", "target at least 25 %")
+    report.add("engine without cache / bare", nocache_rate / bare_rate * 100, "%")
+    for engine in (cached, uncached):
+        engine.db.dispose()
+
+
+def history_cost(
+    report: Report,
+    workdir: Path,
+    sizes: Sequence[int],
+    samples: int,
+    progress: Callable[[str], None],
+) -> None:
+    """Time one step (completing the first user task) on instances whose histories
+    were filled with comments to each size; the instance cache is off, so each step
+    reads the instance from the database."""
+    engine = _engine(workdir / "history.db", cache=False)
+    medians: dict[int, float] = {}
+    for size in sizes:
+        tasks: list[str] = []
+        for sample in range(samples):
+            started = engine.start(PROCESS_ID, {"n": sample}, actor=ACTOR)
+            key = str(started.instance.id)
+            for note in range(size - len(started.events)):
+                engine.comment(key, f"note {note}", actor=ACTOR)
+            tasks.append(started.instance.open_tasks[0].id)
+        progress(f"history of {size} events: {samples} instances ready")
+        costs = []
+        for task_id in tasks:
+            began = time.perf_counter()
+            engine.complete(task_id, {"answer": 1}, actor=ACTOR)
+            costs.append(time.perf_counter() - began)
+        medians[size] = statistics.median(costs)
+        report.add(
+            f"one step, history of {size:,} events",
+            medians[size] * 1000,
+            "ms",
+            f"median of {samples} instances",
+        )
+    if len(sizes) >= 2:
+        small, large = medians[sizes[0]], medians[sizes[-1]]
+        report.add(
+            f"step cost {sizes[-1]:,} / {sizes[0]:,} events",
+            large / small,
+            "x",
+            "target at most 1.2 x",
+        )
+    engine.db.dispose()
+
+
+def run(
+    *,
+    instances: int = 300,
+    rounds: int = 5,
+    history_sizes: Sequence[int] = (10, 1000),
+    history_samples: int = 25,
+    progress: Callable[[str], None] = lambda _: None,
+) -> Report:
+    report = Report(machine())
+    with tempfile.TemporaryDirectory(prefix="artreturns-bench-") as tmp:
+        workdir = Path(tmp)
+        throughput(report, workdir, instances, rounds, progress)
+        history_cost(report, workdir, history_sizes, history_samples, progress)
+    return report
+
+
+__all__ = ["Figure", "Report", "run"]
