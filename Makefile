@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DB ?= demo.db
+AR := $(BIN)/artreturns --db $(DEMO_DB)
 
-.PHONY: install demo test test-all lint format bench docs clean
+.PHONY: install demo test test-slow lint format bench docs clean
 
 $(BIN)/artreturns: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,15 +15,36 @@ $(BIN)/artreturns: pyproject.toml
 
 install: $(BIN)/artreturns
 
+# A small end-to-end sample on a fresh SQLite file: three requests take three paths
+# (decided in time, incomplete, escalated after the two-day deadline).
 demo: install
 	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
-	$(BIN)/python -m docs.demo --db $(DEMO_DB)
+	$(AR) init
+	$(AR) --as owner deploy processes/
+	$(AR) --as alice --now 2026-11-02T09:00:00Z start return_request --key DEMO-1
+	$(AR) --as alice --now 2026-11-02T09:10:00Z complete DEMO-1:register \
+	  --set order_number=A-1001 --set artwork=W-17 --set type=return --set reason=defective \
+	  --set description="Crack in the glaze"
+	$(AR) --as bob --now 2026-11-02T15:00:00Z complete DEMO-1:review \
+	  --set approved=true --set note="Photos confirm the crack"
+	$(AR) --as alice --now 2026-11-02T10:00:00Z start return_request --key DEMO-2
+	$(AR) --as alice --now 2026-11-02T10:05:00Z complete DEMO-2:register \
+	  --set order_number=A-1002 --set type=exchange --set reason=not_as_described
+	$(AR) --as alice --now 2026-11-02T11:00:00Z start return_request --key DEMO-3
+	$(AR) --as alice --now 2026-11-02T11:05:00Z complete DEMO-3:register \
+	  --set order_number=A-1003 --set artwork=W-42 --set type=return --set reason=transit_damage
+	$(AR) --as scheduler --now 2026-11-05T09:00:00Z run-due
+	$(AR) --now 2026-11-05T09:00:00Z instances
+	$(AR) --now 2026-11-05T09:00:00Z tasks
+	$(AR) history DEMO-1
+	$(AR) verify DEMO-1
 
 test: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
-test-all: install
-	$(BIN)/python -m pytest -q
+# The long runs (soak, fault injection) that CI runs as a step of their own.
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow
 
 lint: install
 	$(BIN)/ruff check .

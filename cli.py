@@ -388,6 +388,49 @@ def tasks(
 
 
 @cli.command()
+@click.option(
+    "--status",
+    type=click.Choice(["running", "completed", "cancelled"]),
+    help="Only instances in this state.",
+)
+@click.option("--process", "process_id", help="Only instances of this process.")
+@click.option("--limit", type=int, default=50, show_default=True, help="At most this many.")
+@json_option
+@pass_context
+def instances(
+    obj: Context, status: str | None, process_id: str | None, limit: int, as_json: bool
+) -> None:
+    """List instances, most recently changed first, with where each one stands."""
+    found = obj.engine.instances(status=status, process_id=process_id, limit=limit)
+    if as_json:
+        _echo_json([i.to_dict() for i in found])
+        return
+    if not found:
+        click.echo("No instances.")
+        return
+    table = Table(header_style="bold")
+    for column in ("instance", "process", "status", "waiting at", "next timer", "updated"):
+        table.add_column(column)
+    for item in found:
+        waiting = ", ".join(
+            f"{t.name} ({t.role})" if t.role else t.name
+            for t in item.open_tasks
+            if t.kind in ("user", "manual", "service")
+        )
+        if item.incident_count:
+            waiting += f"  [{item.incident_count} failed]"
+        table.add_row(
+            item.label,
+            f"{item.process_id} v{item.process_version}",
+            item.status,
+            waiting,
+            _time(item.next_timer_at),
+            _time(item.updated_at),
+        )
+    _console().print(table)
+
+
+@cli.command()
 @click.argument("instance")
 @json_option
 @pass_context

@@ -446,6 +446,41 @@ class Engine:
             )
             return [TaskView.of(row, key) for row, key in session.execute(query).all()]
 
+    def instances(
+        self,
+        *,
+        status: str | None = None,
+        process_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[InstanceView]:
+        """Instances, most recently changed first, with their open tasks (no data)."""
+        with self.db.read() as session:
+            query = select(InstanceRecord).order_by(
+                InstanceRecord.updated_at.desc(), InstanceRecord.id.desc()
+            )
+            if status is not None:
+                query = query.where(InstanceRecord.status == status)
+            if process_id is not None:
+                query = query.where(InstanceRecord.process_id == process_id)
+            if limit is not None:
+                query = query.limit(limit)
+            records = session.scalars(query).all()
+            open_rows = session.scalars(
+                select(TaskRecord)
+                .where(
+                    TaskRecord.instance_id.in_([r.id for r in records]),
+                    TaskRecord.state.in_(OPEN_STATES),
+                )
+                .order_by(TaskRecord.created_at, TaskRecord.id)
+            ).all()
+            by_instance: dict[int, list[TaskView]] = {}
+            keys = {r.id: r.business_key for r in records}
+            for row in open_rows:
+                by_instance.setdefault(row.instance_id, []).append(
+                    TaskView.of(row, keys[row.instance_id])
+                )
+            return [InstanceView.of(r, {}, by_instance.get(r.id, []), []) for r in records]
+
     def show(self, instance: str) -> InstanceView:
         """An instance with its data and all its tasks, open and done."""
         with self.db.read() as session:
