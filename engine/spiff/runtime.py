@@ -149,12 +149,13 @@ class Run:
 
     @property
     def completed(self) -> bool:
-        return bool(self._wf.is_completed())
+        """Whether the top-level process has no unfinished task left."""
+        return self._snapshot().finished
 
     @property
     def data(self) -> dict[str, Any]:
         """The process data: the workflow's data once finished, else the last task's."""
-        if self._wf.is_completed():
+        if self.completed:
             return dict(self._wf.data)
         last = self._wf.last_task
         return dict(last.data) if last is not None else dict(self._wf.task_tree.data)
@@ -380,7 +381,7 @@ class Run:
             "finished": finished,
             "live": live,
             "data": [w.data for w in workflows],
-            "completed": bool(self._wf.completed),
+            "completed": self._snapshot().finished,
         }
 
     def digest(self) -> str:
@@ -484,7 +485,13 @@ class Run:
                     data=dict(task.data) if kind in ("user", "manual") else {},
                 )
             )
-        self._snap = _Snapshot(tasks, refs, open_tasks)
+        top = self._wf
+        finished = not any(
+            not task.state & TaskState.FINISHED_MASK
+            for task, _path in tasks
+            if task.workflow is top
+        )
+        self._snap = _Snapshot(tasks, refs, open_tasks, finished)
         return self._snap
 
 
@@ -493,6 +500,7 @@ class _Snapshot:
     tasks: list[tuple[Any, str]]
     refs: dict[UUID, TaskRef]
     open: list[OpenTask]
+    finished: bool
     digest: str | None = None
 
 
