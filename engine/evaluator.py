@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 import sys
 import threading
 import time
@@ -48,18 +49,20 @@ MAX_SEQUENCE_LENGTH = 1_000_000
 MAX_INT_BITS = 4096
 #: Largest range() an expression may iterate.
 MAX_RANGE = 100_000
+#: Longest expression or script, in characters.
+MAX_SOURCE_LENGTH = 20_000
 
 
 def _guarded_pow(base: Any, exp: Any, mod: Any = None) -> Any:
+    if mod is not None:  # modular powers stay below the modulus: cheap at any exponent
+        return pow(base, exp, mod)
     if isinstance(base, int) and isinstance(exp, int) and exp > 0 and abs(base) > 1:
         bits = exp * math.log2(abs(base))
         if bits > MAX_INT_BITS:
             raise ValueError(
                 f"{base} ** {exp} would have about {int(bits)} bits; limit is {MAX_INT_BITS}"
             )
-    if mod is None:
-        return base**exp
-    return pow(base, exp, mod)
+    return base**exp
 
 
 def _size(value: Any) -> int | None:
@@ -79,6 +82,86 @@ def _guarded_mul(left: Any, right: Any) -> Any:
     return left * right
 
 
+def _guarded_add(left: Any, right: Any) -> Any:
+    left_size, right_size = _size(left), _size(right)
+    if (
+        left_size is not None
+        and right_size is not None
+        and left_size + right_size > MAX_SEQUENCE_LENGTH
+    ):
+        raise ValueError(
+            f"joining sequences of {left_size:,} and {right_size:,} items exceeds "
+            f"{MAX_SEQUENCE_LENGTH:,}"
+        )
+    return left + right
+
+
+_PERCENT_SPEC = re.compile(r"%[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
+
+
+def _guarded_mod(left: Any, right: Any) -> Any:
+    if isinstance(left, str):
+        for width, precision in _PERCENT_SPEC.findall(left):
+            if "*" in (width, precision):
+                raise ValueError("%-formatting with a width taken from the data ('*')")
+            for digits in (width, precision):
+                if digits and int(digits) > MAX_SEQUENCE_LENGTH:
+                    _check_length(int(digits), "a %-format width")
+    elif isinstance(left, bytes):
+        raise ValueError("%-formatting of bytes is not available")
+    return left % right
+
+
+def _check_length(length: int, what: str) -> None:
+    if length > MAX_SEQUENCE_LENGTH:
+        raise ValueError(f"{what} would be {length:,} long; the limit is {MAX_SEQUENCE_LENGTH:,}")
+
+
+def _sized_text_method(value: str | bytes, name: str, method: Callable[..., Any]) -> Any:
+    """str/bytes methods that can build a result far larger than their input."""
+
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if name in ("ljust", "rjust", "center", "zfill") and args and isinstance(args[0], int):
+            _check_length(args[0], f"{name}()")
+        elif name == "expandtabs":
+            size = args[0] if args else kwargs.get("tabsize", 8)
+            if isinstance(size, int):
+                tabs = value.count("\t") if isinstance(value, str) else value.count(b"\t")
+                _check_length(len(value) + tabs * max(size, 0), "expandtabs()")
+        elif name == "replace" and len(args) >= 2:
+            old, new = args[0], args[1]
+            count = (len(value) + 1) if len(old) == 0 else value.count(old)
+            if len(args) >= 3 and isinstance(args[2], int) and args[2] >= 0:
+                count = min(count, args[2])
+            _check_length(len(value) + count * max(len(new) - len(old), 0), "replace()")
+        elif name == "join" and args:
+            parts = list(args[0])
+            total = sum(len(p) for p in parts if isinstance(p, str | bytes))
+            _check_length(total + len(value) * max(len(parts) - 1, 0), "join()")
+            return method(parts)
+        return method(*args, **kwargs)
+
+    return guarded
+
+
+_TEXT_METHODS = frozenset({"ljust", "rjust", "center", "zfill", "expandtabs", "replace", "join"})
+
+
+def _guarded_getattr(obj: Any, name: str, default: Any = None) -> Any:
+    value = safer_getattr(obj, name, default)  # type: ignore[no-untyped-call]
+    if isinstance(obj, str | bytes) and name in _TEXT_METHODS:
+        return _sized_text_method(obj, name, value)
+    if isinstance(obj, list) and name == "extend":
+
+        def extend(items: Iterable[Any]) -> None:
+            items = list(items)
+            _check_length(len(obj) + len(items), "extend()")
+            obj.extend(items)
+
+        return extend
+    return value
+
+
 def _guarded_lshift(left: Any, right: Any) -> Any:
     if (
         isinstance(left, int)
@@ -96,13 +179,13 @@ def _guarded_range(*args: int) -> range:
     return result
 
 
-def _sized(fn: Callable[[Iterable[Any]], Any]) -> Callable[..., Any]:
-    def guarded(*args: Any) -> Any:
+def _sized(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def guarded(*args: Any, **kwargs: Any) -> Any:
         if args:
             size = getattr(args[0], "__len__", None)
             if size is not None and size() > MAX_SEQUENCE_LENGTH:
                 raise ValueError(f"sequence of {size():,} items exceeds {MAX_SEQUENCE_LENGTH:,}")
-        return fn(*args)
+        return fn(*args, **kwargs)
 
     guarded.__name__ = getattr(fn, "__name__", "guarded")
     return guarded
@@ -112,7 +195,14 @@ _BINOP_GUARDS = {
     ast.Pow: "_guarded_pow_",
     ast.Mult: "_guarded_mul_",
     ast.LShift: "_guarded_lshift_",
+    ast.Add: "_guarded_add_",
+    ast.Mod: "_guarded_mod_",
 }
+
+
+class _OutOfTime(BaseException):
+    """Raised by the trace function; a BaseException so that nothing in reach of a
+    diagram (which may not write `try` anyway) swallows it."""
 
 
 class _Policy(RestrictingNodeTransformer):
@@ -130,8 +220,15 @@ class _Policy(RestrictingNodeTransformer):
 
     def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:  # noqa: N802
         node = self.node_contents_visit(node)
+        if not isinstance(node.target, ast.Name):
+            self.error(
+                node,
+                "augmented assignment of items and attributes is not allowed; "
+                "write d[k] = d[k] + 1 instead of d[k] += 1",
+            )
+            return node
         guard = _BINOP_GUARDS.get(type(node.op))
-        if guard is None or not isinstance(node.target, ast.Name):
+        if guard is None:
             return node
         value = ast.Call(
             func=ast.Name(id=guard, ctx=ast.Load()),
@@ -141,11 +238,41 @@ class _Policy(RestrictingNodeTransformer):
         assign = ast.Assign(targets=[node.target], value=value)
         return ast.fix_missing_locations(ast.copy_location(assign, node))
 
+    def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:  # noqa: N802
+        self.error(node, "class definitions are not allowed in diagram scripts")
+        return node
+
+    def visit_Try(self, node: ast.Try) -> ast.AST:  # noqa: N802
+        self.error(
+            node,
+            "try/except is not allowed in diagram scripts: a failing script fails its task, "
+            "where it can be seen and retried",
+        )
+        return node
+
+    def visit_FormattedValue(self, node: ast.FormattedValue) -> ast.AST:  # noqa: N802
+        node = self.node_contents_visit(node)
+        spec = node.format_spec
+        if isinstance(spec, ast.JoinedStr):
+            for part in spec.values:
+                if isinstance(part, ast.FormattedValue):
+                    self.error(node, "format specifications must be constant")
+                elif isinstance(part, ast.Constant) and isinstance(part.value, str):
+                    widths = [int(n) for n in re.findall(r"\d+", part.value)]
+                    if any(width > MAX_SEQUENCE_LENGTH for width in widths):
+                        self.error(node, f"a format width over {MAX_SEQUENCE_LENGTH:,}")
+        return node
+
 
 def _build_builtins() -> dict[str, Any]:
     names = dict(safe_builtins)
     for unsafe in ("__build_class__", "id", "hash", "callable", "issubclass", "range"):
         names.pop(unsafe, None)
+    # Exceptions are not needed by expressions that may not catch them.
+    for name in [
+        n for n, v in names.items() if isinstance(v, type) and issubclass(v, BaseException)
+    ]:
+        names.pop(name)
     names.update(
         {
             "range": _guarded_range,
@@ -168,6 +295,7 @@ def _build_builtins() -> dict[str, Any]:
             "len": len,
             "abs": abs,
             "round": round,
+            "pow": _guarded_pow,
             "Decimal": Decimal,
         }
     )
@@ -180,7 +308,7 @@ _BUILTINS = _build_builtins()
 def _base_globals() -> dict[str, Any]:
     return {
         "__builtins__": _BUILTINS,
-        "_getattr_": safer_getattr,
+        "_getattr_": _guarded_getattr,
         "_getitem_": default_guarded_getitem,
         "_getiter_": iter,
         "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
@@ -189,6 +317,8 @@ def _base_globals() -> dict[str, Any]:
         "_guarded_pow_": _guarded_pow,
         "_guarded_mul_": _guarded_mul,
         "_guarded_lshift_": _guarded_lshift,
+        "_guarded_add_": _guarded_add,
+        "_guarded_mod_": _guarded_mod,
     }
 
 
@@ -199,7 +329,19 @@ _RESERVED = frozenset(_GLOBALS_TEMPLATE)
 @lru_cache(maxsize=4096)
 def _compile(source: str, mode: str) -> CodeType:
     compiler = compile_restricted_eval if mode == "eval" else compile_restricted_exec
-    result = compiler(source, filename="<diagram>", policy=_Policy)
+    if len(source) > MAX_SOURCE_LENGTH:
+        raise ExpressionError(
+            f"expression is {len(source):,} characters long; the limit is {MAX_SOURCE_LENGTH:,}",
+            source[:200],
+        )
+    try:
+        result = compiler(source, filename="<diagram>", policy=_Policy)
+    except (RecursionError, MemoryError) as exc:
+        raise ExpressionError(
+            "expression is nested too deeply to compile",
+            source[:200],
+            hint="Split it into smaller steps.",
+        ) from exc
     if result.errors or result.code is None:
         raise ExpressionError(
             f"expression refused: {'; '.join(result.errors) or 'it does not compile'}",
@@ -232,7 +374,7 @@ class _Deadline:
 
     def __call__(self, frame: FrameType, event: str, arg: Any) -> Any:
         if time.monotonic() > self.deadline:
-            raise TimeoutError(f"evaluation exceeded {self.limit:g} s")
+            raise _OutOfTime(f"evaluation exceeded {self.limit:g} s")
         return self
 
 
@@ -277,7 +419,7 @@ class Evaluator:
             sys.settrace(_Deadline(self.time_limit))
         try:
             return eval(code, scope)  # noqa: S307 - restricted code, guarded globals
-        except TimeoutError as exc:
+        except _OutOfTime as exc:
             raise EvaluationTimeoutError(
                 f"expression stopped after {self.time_limit:g} s",
                 source,
