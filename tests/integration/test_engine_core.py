@@ -437,3 +437,20 @@ def test_sqlite_file_settings(tmp_path: Path) -> None:
     database.dispose()
     raw = create_engine(f"sqlite:///{tmp_path / 'plain-path.db'}")
     raw.dispose()
+
+
+def test_with_inline_handlers_off_a_service_task_waits_queued(
+    make_engine: Any, recorder: Recorder
+) -> None:
+    from engine import Settings
+
+    engine = make_engine(settings=Settings(inline_handlers=False))
+    engine.deploy(fixture("review_call.bpmn"), actor="owner")
+    engine.start("review_call", {"amount": 2}, business_key="J-1", actor="ann")
+    waiting = engine.complete("J-1:review", {}, actor="ann")
+
+    assert recorder.calls == []
+    assert waiting.instance.status == "running"
+    [queued] = engine.tasks(kinds=("service",), states=("QUEUED",))
+    assert (queued.bpmn_id, queued.operator, queued.business_key) == ("call", "test.double", "J-1")
+    assert [e.kind for e in engine.history("J-1")] == ["started", "task_completed"]
