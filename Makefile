@@ -58,5 +58,10 @@ format: install
 bench: install
 	$(BIN)/artreturns bench
 
+# The CLI reference and the handler catalogue are generated; tests/cli/test_docs.py checks them.
+docs: install
+	$(BIN)/python docs/render_cli.py cli > docs/cli.md.tmp && mv docs/cli.md.tmp docs/cli.md
+	$(BIN)/python docs/render_cli.py handlers > docs/handlers.md.tmp && mv docs/handlers.md.tmp docs/handlers.md
+
 clean:
 	rm -rf $(VENV) $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm .pytest_cache .mypy_cache .ruff_cache

@@ -27,6 +27,7 @@ from engine import (
     EngineError,
     EventView,
     FixedClock,
+    HistoryBrokenError,
     InputError,
     InstanceView,
     ProcessValidationError,
@@ -64,19 +65,19 @@ class ArtreturnsGroup(click.Group):
         try:
             return super().invoke(ctx)
         except EngineError as exc:
-            obj = ctx.find_object(Context)
-            debug = bool(obj and obj.debug) or "--debug" in sys.argv
-            if debug:
+            if ctx.params.get("debug"):
                 traceback.print_exc(file=sys.stderr)
             _error(exc)
             ctx.exit(exc.exit_code)
 
 
 def _error(exc: EngineError) -> None:
-    click.echo(f"Error: {exc.message}", err=True)
     if isinstance(exc, ProcessValidationError) and len(exc.problems) > 1:
+        click.echo(f"Error: {len(exc.problems)} problems in the diagrams:", err=True)
         for problem in exc.problems:
             click.echo(f"  {problem}", err=True)
+    else:
+        click.echo(f"Error: {exc.message}", err=True)
     if exc.hint:
         click.echo(f"Hint: {exc.hint}", err=True)
 
@@ -93,9 +94,10 @@ pass_context = click.make_pass_decorator(Context)
 
 def _console() -> Console:
     # A terminal gets its own width; a pipe or file gets long lines rather than wraps.
+    # markup=False: table cells hold user text ([register], comments) to print as is.
     if sys.stdout.isatty():
-        return Console(highlight=False)
-    return Console(width=200, highlight=False, no_color=True)
+        return Console(highlight=False, markup=False)
+    return Console(width=200, highlight=False, no_color=True, markup=False)
 
 
 def _echo_json(value: Any) -> None:
@@ -255,6 +257,11 @@ def cli(ctx: click.Context, db: str, now_text: str | None, actor: str | None, de
     """Run the art return and exchange procedure as BPMN processes.
 
     \b
+    Exit codes: 0 done, 1 refused or failed (the message says why), 2 bad input,
+    3 lost a race with another command (run it again), 4 not allowed,
+    5 a history that does not verify.
+
+    \b
     A first session:
       artreturns init
       artreturns deploy processes/
@@ -262,7 +269,10 @@ def cli(ctx: click.Context, db: str, now_text: str | None, actor: str | None, de
       artreturns tasks
       artreturns complete RMA-1:register --set order_number=A-1
     """
-    now = parse_time(now_text) if now_text else None
+    try:
+        now = parse_time(now_text) if now_text else None
+    except InputError as exc:
+        raise InputError(f"--now (or ARTRETURNS_NOW): {exc.message}", exc.hint) from exc
     ctx.obj = Context(db=db, now=now, actor=actor or _default_actor(), debug=debug)
 
 
@@ -454,12 +464,14 @@ def show(obj: Context, instance: str, as_json: bool) -> None:
     click.echo("  data:     " + json.dumps(view.data, ensure_ascii=False, sort_keys=True))
     console = _console()
     if view.open_tasks:
-        console.print(_task_table(view.open_tasks, title="Open"))
+        click.echo("Open:")
+        console.print(_task_table(view.open_tasks))
         for task in view.open_tasks:
             if task.error:
                 click.echo(f"  {task.short_id} failed: {task.error}")
     if view.done_tasks:
-        table = Table(title="Done", header_style="bold")
+        click.echo("Done:")
+        table = Table(header_style="bold")
         for column in ("step", "role", "state", "ended", "by"):
             table.add_column(column)
         for task in view.done_tasks:
@@ -617,8 +629,11 @@ def verify(obj: Context, instance: str) -> None:
     if broken is None:
         click.echo(f"{instance}: history intact.")
         return
-    click.echo(f"{instance}: history broken at event {broken.seq}: {broken.reason}", err=True)
-    sys.exit(5)
+    raise HistoryBrokenError(
+        f"the history of {instance} is broken at event {broken.seq}: {broken.reason}",
+        "The stored events were changed after they were written; compare them with a "
+        "backup or an export before trusting this instance's history.",
+    )
 
 
 @cli.command(name="handlers")

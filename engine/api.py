@@ -129,7 +129,7 @@ class Engine:
     def validate(self, paths: Iterable[str | Path]) -> list[DeployView]:
         """Check diagrams without deploying them; raise ProcessValidationError."""
         files = definitions.collect_files(paths)
-        compilation = definitions.validate(files, self.registry)
+        compilation = definitions.validate(files, self.registry, deploying=False)
         return [
             DeployView(p.process_id, 0, p.name, False, p.content_hash)
             for p in compilation.processes.values()
@@ -138,7 +138,7 @@ class Engine:
     def deploy(self, paths: Iterable[str | Path], actor: str) -> list[DeployView]:
         """Validate diagrams and store each changed process as a new version."""
         files = definitions.collect_files(paths)
-        compilation = definitions.validate(files, self.registry)
+        compilation = definitions.validate(files, self.registry, deploying=True)
         now = self.clock.now()
         with self.db.transaction() as session:
             deployed = definitions.store(session, compilation, files, actor, now)

@@ -50,7 +50,10 @@ def collect_files(paths: Iterable[str | Path]) -> list[SourceFile]:
         elif path.is_file():
             found.append(path)
         else:
-            raise InputError(f"no such file or folder: {path}")
+            raise InputError(
+                f"no such file or folder: {path}",
+                "Give .bpmn or .dmn files, or folders that contain them.",
+            )
     if not found:
         raise InputError(
             "no .bpmn or .dmn files found in " + ", ".join(str(p) for p in paths),
@@ -111,11 +114,16 @@ def check(compilation: Compilation, registry: Registry) -> list[Problem]:
     return problems
 
 
-def validate(files: list[SourceFile], registry: Registry) -> Compilation:
+def validate(files: list[SourceFile], registry: Registry, *, deploying: bool) -> Compilation:
     compilation = compile_sources(files)
     problems = check(compilation, registry)
     if problems:
-        raise ProcessValidationError(problems)
+        hint = (
+            "Fix the diagrams and deploy again; nothing was deployed."
+            if deploying
+            else "Fix the diagrams and validate again."
+        )
+        raise ProcessValidationError(problems, hint)
     return compilation
 
 

@@ -157,6 +157,12 @@ class PersistenceError(EngineError):
     """The database refused an operation."""
 
 
+class HistoryBrokenError(EngineError):
+    """A recomputed hash chain does not match what is stored."""
+
+    exit_code = 5
+
+
 class PermissionDeniedError(EngineError):
     """The acting user may not do this."""
 

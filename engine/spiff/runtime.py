@@ -154,8 +154,9 @@ class Run:
 
     @property
     def data(self) -> dict[str, Any]:
-        """The process data: the workflow's data once finished, else the last task's."""
-        if self.completed:
+        """The process data: the workflow's data once it reached its end, else (running
+        or cancelled) the data of the last task that ran."""
+        if self.completed and self._wf.data:
             return dict(self._wf.data)
         last = self._wf.last_task
         return dict(last.data) if last is not None else dict(self._wf.task_tree.data)
@@ -335,7 +336,10 @@ class Run:
     def deliver_message(self, name: str, payload: Mapping[str, Any]) -> None:
         waiting = [t for t in self.open_tasks() if t.kind == "message"]
         if not waiting:
-            raise InvalidStateError(f"the instance is not waiting for any message (sent: '{name}')")
+            raise InvalidStateError(
+                f"the instance is not waiting for any message (sent: '{name}')",
+                "See what it waits for with `artreturns show`.",
+            )
         event = BpmnEvent(MessageEventDefinition(name), payload=copy.deepcopy(dict(payload)))
 
         def apply() -> None:

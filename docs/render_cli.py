@@ -1,0 +1,111 @@
+"""Render the CLI reference and the handler catalogue as Markdown, from the code.
+
+    python docs/render_cli.py            > docs/cli.md        (every command's --help)
+    python docs/render_cli.py handlers   > docs/handlers.md   (every handler's docstring)
+
+`make docs` runs both; tests/cli/test_docs.py fails when a checked-in file differs from
+what this script renders, so the documents cannot go stale. The output is the same on
+every machine: help is wrapped at a fixed width, whatever the terminal.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from pathlib import Path
+
+import click
+
+from engine import Registry
+
+ROOT = Path(__file__).resolve().parent.parent
+WIDTH = 88
+GENERATED = "Generated from the code by `docs/render_cli.py`; do not edit. Run `make docs`."
+
+
+def load_cli() -> click.Group:
+    """The `artreturns` command group from cli.py in this checkout."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from cli import cli
+
+    return cli
+
+
+def _context(command: click.Command, name: str, parent: click.Context | None) -> click.Context:
+    settings = dict(command.context_settings)
+    settings.update(max_content_width=WIDTH, terminal_width=WIDTH)
+    return click.Context(command, info_name=name, parent=parent, **settings)
+
+
+def command_help() -> list[tuple[str, str]]:
+    """(full command name, --help text) for the top level, then each command by name."""
+    group = load_cli()
+    root = _context(group, "artreturns", None)
+    pages = [("artreturns", group.get_help(root))]
+    for name in sorted(group.list_commands(root)):
+        command = group.get_command(root, name)
+        assert command is not None
+        pages.append((f"artreturns {name}", command.get_help(_context(command, name, root))))
+    return pages
+
+
+def render_cli() -> str:
+    """docs/cli.md: every command's help, as the command line prints it."""
+    lines = ["# Command-line reference", "", GENERATED, ""]
+    for title, text in command_help():
+        lines += [f"## {title}", "", "```text", text.rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
+def render_handlers() -> str:
+    """docs/handlers.md: every operator a service task can name, with its docstring."""
+    registry = builtin_registry()
+    lines = [
+        "# Handler catalogue",
+        "",
+        GENERATED,
+        "",
+        "The operators that a service task can name in a diagram "
+        "(`<spiffworkflow:serviceTaskOperator id=...>`), as `artreturns handlers` lists them.",
+        "",
+        "| operator | what it does |",
+        "|---|---|",
+    ]
+    lines += [f"| `{info.operator}` | {info.summary} |" for info in registry]
+    for info in registry:
+        doc = inspect.getdoc(info.handler) or ""
+        rest = doc.split("\n", 1)[1].strip() if "\n" in doc else ""
+        lines += ["", f"## `{info.operator}`", "", info.summary or "(no description)", ""]
+        if rest:
+            lines += [rest, ""]
+        lines.append(f"Provided by `{info.source}`.")
+    return "\n".join(lines) + "\n"
+
+
+def builtin_registry() -> Registry:
+    """The handlers shipped in handlers/ (not whatever else is installed here)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from handlers import HANDLERS
+
+    registry = Registry()
+    registry.register_mapping(HANDLERS, source="handlers:HANDLERS")
+    return registry
+
+
+RENDERERS = {"cli": render_cli, "handlers": render_handlers}
+
+
+def main(argv: list[str]) -> int:
+    which = argv[0] if argv else "cli"
+    renderer = RENDERERS.get(which)
+    if renderer is None or len(argv) > 1:
+        sys.stderr.write(f"usage: render_cli.py [{'|'.join(RENDERERS)}]\n")
+        return 2
+    sys.stdout.write(renderer())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
