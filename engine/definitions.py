@@ -24,6 +24,7 @@ from engine.errors import (
     InputError,
     Problem,
     ProcessValidationError,
+    UnsafeDocumentError,
 )
 from engine.persistence import DefinitionRecord, SourceFileRecord
 from engine.registry import Registry
@@ -36,6 +37,7 @@ from engine.spiff import (
     compile_sources,
     load_specs,
 )
+from engine.xmlsafe import MAX_DOCUMENT_BYTES
 
 DIAGRAM_SUFFIXES = (".bpmn", ".dmn")
 
@@ -46,9 +48,20 @@ def collect_files(paths: Iterable[str | Path]) -> list[SourceFile]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in DIAGRAM_SUFFIXES))
+            # Only regular files (or links to them): never directories, devices or pipes.
+            found.extend(
+                sorted(
+                    p
+                    for p in path.rglob("*")
+                    if p.suffix.lower() in DIAGRAM_SUFFIXES and p.is_file()
+                )
+            )
         elif path.is_file():
             found.append(path)
+        elif path.exists():
+            raise InputError(
+                f"{path} is not a regular file", "Give .bpmn or .dmn files, or folders."
+            )
         else:
             raise InputError(
                 f"no such file or folder: {path}",
@@ -68,7 +81,14 @@ def collect_files(paths: Iterable[str | Path]) -> list[SourceFile]:
                 "A file's name is its process or decision id: give each file its own name.",
             )
         names[path.name] = path
-        files.append(SourceFile.named(str(path), path.read_bytes()))
+        size = path.stat().st_size
+        if size > MAX_DOCUMENT_BYTES:
+            raise UnsafeDocumentError(
+                [Problem(f"file is {size:,} bytes; the limit is {MAX_DOCUMENT_BYTES:,}", path.name)]
+            )
+        with path.open("rb") as handle:  # read no more than the limit, whatever stat said
+            content = handle.read(MAX_DOCUMENT_BYTES + 1)
+        files.append(SourceFile.named(str(path), content))
     return files
 
 
@@ -96,7 +116,8 @@ def check(compilation: Compilation, registry: Registry) -> list[Problem]:
                 )
             )
         for expression in process.expressions:
-            key = (process.file, expression.element, expression.source)
+            file = expression.file or process.file
+            key = (file, expression.element, expression.source)
             if key in seen:
                 continue
             seen.add(key)
@@ -106,9 +127,9 @@ def check(compilation: Compilation, registry: Registry) -> list[Problem]:
                 problems.append(
                     Problem(
                         f"{expression.kind} {expression.source!r}: {exc.message}",
-                        process.file,
+                        file,
                         expression.element,
-                        compilation.locate(process.file, expression.element),
+                        compilation.locate(file, expression.element),
                     )
                 )
     return problems
@@ -171,7 +192,7 @@ def _store_sources(
                 SourceFileRecord(
                     sha256=source.sha256,
                     name=source.name,
-                    content=source.content.decode("utf-8"),
+                    content=source.text(),
                     first_deployed_at=now,
                 )
             )

@@ -6,10 +6,17 @@ never through `eval`/`exec` with full builtins:
 
 * RestrictedPython compiles them: no imports, no names or attributes starting with an
   underscore, attribute and item access through guards, no `str.format`.
-* The builtins are a small safe set (`len`, `min`, `max`, `sum`, `round`, `sorted`, ...).
-* Operations that can allocate without bound in one C call (`**`, `*`, `<<`, `range`,
-  `list`) go through guards that refuse huge results.
-* A time limit stops loops and comprehensions that run too long.
+* The builtins are a small safe set (`len`, `min`, `max`, `sum`, `round`, `sorted`, ...);
+  no imports, classes or try/except in scripts.
+* Operations that can allocate or walk without bound in one C call (`**`, `*`, `+`, `<<`,
+  `%`, `range`, builtins over nested containers, the str methods that grow text) go
+  through guards that refuse huge results before building them.
+* A time limit, checked on every line, call and loop pass, stops Python-level work that
+  runs too long.
+
+What this cannot bound is memory spent inside the time limit by code that allocates in
+many small steps; a deployment that runs diagrams from people it does not trust should
+also cap the process (for example with resource limits on the worker).
 
 Compiled code is cached per source text, so a condition is compiled once per process.
 """
@@ -43,14 +50,60 @@ from engine.errors import EvaluationTimeoutError, ExpressionError
 
 #: Default wall-clock limit for one evaluation, in seconds.
 DEFAULT_TIME_LIMIT = 1.0
-#: Largest sequence (string, list, bytes) an expression may build in one operation.
+#: Largest sequence (string, list, bytes) an expression may build in one operation, and
+#: the most elements a builtin may walk through in one C call (nested ones included).
 MAX_SEQUENCE_LENGTH = 1_000_000
 #: Largest integer, in bits, an expression may build with ** or <<.
 MAX_INT_BITS = 4096
+#: Largest integer, in bits, a product may have (chains of * stay quick below it).
+MAX_PRODUCT_BITS = 16 * MAX_INT_BITS
 #: Largest range() an expression may iterate.
 MAX_RANGE = 100_000
 #: Longest expression or script, in characters.
 MAX_SOURCE_LENGTH = 20_000
+
+_CONTAINERS = (list, tuple, set, frozenset, dict)
+_TEXT = (str, bytes)
+
+
+def _limit_error(what: str, size: int) -> ValueError:
+    return ValueError(f"{what}: {size:,} exceeds the limit of {MAX_SEQUENCE_LENGTH:,}")
+
+
+def _check_length(length: int, what: str) -> None:
+    if length > MAX_SEQUENCE_LENGTH:
+        raise _limit_error(what, length)
+
+
+def _footprint(value: Any, budget: int = MAX_SEQUENCE_LENGTH) -> int:
+    """How many elements a C-level walk over `value` visits (nested containers and the
+    characters of strings included), counted only up to just past `budget`."""
+    total = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _TEXT):
+            total += len(item)
+        elif isinstance(item, dict):
+            total += len(item)
+            if total <= budget:
+                stack.extend(item.values())
+        elif isinstance(item, _CONTAINERS):
+            total += len(item)
+            if total <= budget:
+                stack.extend(item)
+        else:
+            total += 1
+        if total > budget:
+            return total
+    return total
+
+
+def _check_footprint(value: Any, what: str) -> None:
+    if isinstance(value, _CONTAINERS + _TEXT):
+        size = _footprint(value)
+        if size > MAX_SEQUENCE_LENGTH:
+            raise _limit_error(f"{what} over more than that many elements", size)
 
 
 def _guarded_pow(base: Any, exp: Any, mod: Any = None) -> Any:
@@ -72,31 +125,30 @@ def _size(value: Any) -> int | None:
 
 
 def _guarded_mul(left: Any, right: Any) -> Any:
+    if isinstance(left, int) and isinstance(right, int):
+        bits = left.bit_length() + right.bit_length()
+        if bits > MAX_PRODUCT_BITS:
+            raise ValueError(f"a product of about {bits:,} bits; limit is {MAX_PRODUCT_BITS:,}")
+        return left * right
     for seq, count in ((left, right), (right, left)):
-        size = _size(seq)
-        if size is not None and isinstance(count, int) and size * count > MAX_SEQUENCE_LENGTH:
-            raise ValueError(
-                f"repeating a sequence of {size} items {count} times exceeds "
-                f"{MAX_SEQUENCE_LENGTH:,} items"
-            )
+        if _size(seq) is not None and isinstance(count, int) and count > 0:
+            each = _footprint(seq, MAX_SEQUENCE_LENGTH // count + 1)
+            if each * count > MAX_SEQUENCE_LENGTH:
+                raise ValueError(
+                    f"repeating a sequence of {each:,} elements {count:,} times exceeds "
+                    f"{MAX_SEQUENCE_LENGTH:,}"
+                )
     return left * right
 
 
 def _guarded_add(left: Any, right: Any) -> Any:
     left_size, right_size = _size(left), _size(right)
-    if (
-        left_size is not None
-        and right_size is not None
-        and left_size + right_size > MAX_SEQUENCE_LENGTH
-    ):
-        raise ValueError(
-            f"joining sequences of {left_size:,} and {right_size:,} items exceeds "
-            f"{MAX_SEQUENCE_LENGTH:,}"
-        )
+    if left_size is not None and right_size is not None:
+        _check_length(left_size + right_size, "joining two sequences")
     return left + right
 
 
-_PERCENT_SPEC = re.compile(r"%[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
+_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
 
 
 def _guarded_mod(left: Any, right: Any) -> Any:
@@ -105,61 +157,11 @@ def _guarded_mod(left: Any, right: Any) -> Any:
             if "*" in (width, precision):
                 raise ValueError("%-formatting with a width taken from the data ('*')")
             for digits in (width, precision):
-                if digits and int(digits) > MAX_SEQUENCE_LENGTH:
+                if digits:
                     _check_length(int(digits), "a %-format width")
     elif isinstance(left, bytes):
         raise ValueError("%-formatting of bytes is not available")
     return left % right
-
-
-def _check_length(length: int, what: str) -> None:
-    if length > MAX_SEQUENCE_LENGTH:
-        raise ValueError(f"{what} would be {length:,} long; the limit is {MAX_SEQUENCE_LENGTH:,}")
-
-
-def _sized_text_method(value: str | bytes, name: str, method: Callable[..., Any]) -> Any:
-    """str/bytes methods that can build a result far larger than their input."""
-
-    def guarded(*args: Any, **kwargs: Any) -> Any:
-        if name in ("ljust", "rjust", "center", "zfill") and args and isinstance(args[0], int):
-            _check_length(args[0], f"{name}()")
-        elif name == "expandtabs":
-            size = args[0] if args else kwargs.get("tabsize", 8)
-            if isinstance(size, int):
-                tabs = value.count("\t") if isinstance(value, str) else value.count(b"\t")
-                _check_length(len(value) + tabs * max(size, 0), "expandtabs()")
-        elif name == "replace" and len(args) >= 2:
-            old, new = args[0], args[1]
-            count = (len(value) + 1) if len(old) == 0 else value.count(old)
-            if len(args) >= 3 and isinstance(args[2], int) and args[2] >= 0:
-                count = min(count, args[2])
-            _check_length(len(value) + count * max(len(new) - len(old), 0), "replace()")
-        elif name == "join" and args:
-            parts = list(args[0])
-            total = sum(len(p) for p in parts if isinstance(p, str | bytes))
-            _check_length(total + len(value) * max(len(parts) - 1, 0), "join()")
-            return method(parts)
-        return method(*args, **kwargs)
-
-    return guarded
-
-
-_TEXT_METHODS = frozenset({"ljust", "rjust", "center", "zfill", "expandtabs", "replace", "join"})
-
-
-def _guarded_getattr(obj: Any, name: str, default: Any = None) -> Any:
-    value = safer_getattr(obj, name, default)  # type: ignore[no-untyped-call]
-    if isinstance(obj, str | bytes) and name in _TEXT_METHODS:
-        return _sized_text_method(obj, name, value)
-    if isinstance(obj, list) and name == "extend":
-
-        def extend(items: Iterable[Any]) -> None:
-            items = list(items)
-            _check_length(len(obj) + len(items), "extend()")
-            obj.extend(items)
-
-        return extend
-    return value
 
 
 def _guarded_lshift(left: Any, right: Any) -> Any:
@@ -172,6 +174,80 @@ def _guarded_lshift(left: Any, right: Any) -> Any:
     return left << right
 
 
+def _text_guard(value: str | bytes, name: str, method: Callable[..., Any]) -> Any:
+    """str/bytes methods that can build a result far larger than their input."""
+
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if name in ("ljust", "rjust", "center", "zfill"):
+            width = args[0] if args else kwargs.get("width")
+            if isinstance(width, int):
+                _check_length(width, f"{name}()")
+        elif name == "expandtabs":
+            size = args[0] if args else kwargs.get("tabsize", 8)
+            if isinstance(size, int):
+                tabs = value.count("\t") if isinstance(value, str) else value.count(b"\t")
+                _check_length(len(value) + tabs * max(size, 0), "expandtabs()")
+        elif name == "replace" and len(args) >= 2:
+            old, new = args[0], args[1]
+            count = (len(value) + 1) if len(old) == 0 else value.count(old)
+            if len(args) >= 3 and isinstance(args[2], int) and args[2] >= 0:
+                count = min(count, args[2])
+            _check_length(len(value) + count * max(len(new) - len(old), 0), "replace()")
+        elif name == "translate" and args and isinstance(args[0], dict):
+            longest = max(
+                (len(v) for v in args[0].values() if isinstance(v, str | bytes)), default=1
+            )
+            _check_length(len(value) * max(longest, 1), "translate()")
+        elif name == "join" and args:
+            parts = list(args[0])
+            total = sum(len(p) for p in parts if isinstance(p, str | bytes))
+            _check_length(total + len(value) * max(len(parts) - 1, 0), "join()")
+            return method(parts)
+        return method(*args, **kwargs)
+
+    return guarded
+
+
+_TEXT_METHODS = frozenset(
+    {"ljust", "rjust", "center", "zfill", "expandtabs", "replace", "join", "translate"}
+)
+
+
+def _guarded_getattr(obj: Any, name: str, default: Any = None) -> Any:
+    if isinstance(obj, _GuardedType):
+        obj = obj.base
+    if name in ("format", "format_map") and (obj is str or isinstance(obj, str)):
+        raise NotImplementedError("Using the format*() methods of `str` is not safe.")
+    value = safer_getattr(obj, name, default)  # type: ignore[no-untyped-call]
+    if name in _TEXT_METHODS:
+        if isinstance(obj, _TEXT):
+            return _text_guard(obj, name, value)
+        if obj in _TEXT:  # the unbound method: str.ljust(text, width)
+
+            def unbound(text: Any, *args: Any, **kwargs: Any) -> Any:
+                if not isinstance(text, obj):
+                    raise TypeError(f"{obj.__name__}.{name}() needs a {obj.__name__}")
+                return _text_guard(text, name, getattr(text, name))(*args, **kwargs)
+
+            return unbound
+    if name == "extend" and isinstance(obj, list):
+
+        def extend(items: Iterable[Any]) -> None:
+            items = list(items)
+            _check_length(len(obj) + len(items), "extend()")
+            obj.extend(items)
+
+        return extend
+    if name == "to_bytes" and isinstance(obj, int):
+
+        def to_bytes(length: int = 1, *args: Any, **kwargs: Any) -> bytes:
+            _check_length(length, "to_bytes()")
+            return obj.to_bytes(length, *args, **kwargs)
+
+        return to_bytes
+    return value
+
+
 def _guarded_range(*args: int) -> range:
     result = range(*args)
     if len(result) > MAX_RANGE:
@@ -179,16 +255,92 @@ def _guarded_range(*args: int) -> range:
     return result
 
 
-def _sized(fn: Callable[..., Any]) -> Callable[..., Any]:
+class _GuardedType(type):
+    """A builtin type whose constructor is guarded, but which still answers isinstance()
+    and issubclass() as the type itself (`isinstance(amount, int)` keeps working)."""
+
+    base: type
+    check: Callable[..., None]
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        return isinstance(obj, cls.base)
+
+    def __subclasscheck__(cls, sub: type) -> bool:
+        return issubclass(sub, cls.base)
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        cls.check(*args, **kwargs)
+        return cls.base(*args, **kwargs)
+
+    def __getattr__(cls, name: str) -> Any:
+        return getattr(cls.base, name)
+
+    def __repr__(cls) -> str:
+        return repr(cls.base)
+
+
+def _guarded_type(base: type, check: Callable[..., None]) -> type:
+    return _GuardedType(base.__name__, (), {"base": base, "check": staticmethod(check)})
+
+
+def _first_footprint(name: str) -> Callable[..., None]:
+    def check(*args: Any, **kwargs: Any) -> None:
+        for arg in args[:1]:
+            _check_footprint(arg, f"{name}()")
+
+    return check
+
+
+def _int_check(*args: Any, **kwargs: Any) -> None:
+    if args:
+        _decimal_bound(args[0], "int()")
+
+
+def _map(function: Callable[..., Any], *iterables: Iterable[Any]) -> Iterable[Any]:
+    """map() that runs in a Python frame, where the time limit can see every item."""
+    for items in zip(*iterables, strict=False):
+        yield function(*items)
+
+
+def _filter(function: Callable[[Any], Any] | None, iterable: Iterable[Any]) -> Iterable[Any]:
+    """filter() that runs in a Python frame, where the time limit can see every item."""
+    for item in iterable:
+        if function(item) if function is not None else item:
+            yield item
+
+
+def _walking(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A builtin that walks its first argument in C: refuse huge nested containers.
+    (Generators are walked through Python frames, where the time limit holds.)"""
+
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        if args:
-            size = getattr(args[0], "__len__", None)
-            if size is not None and size() > MAX_SEQUENCE_LENGTH:
-                raise ValueError(f"sequence of {size():,} items exceeds {MAX_SEQUENCE_LENGTH:,}")
+        for arg in args[:1]:
+            _check_footprint(arg, f"{getattr(fn, '__name__', 'this')}()")
         return fn(*args, **kwargs)
 
     guarded.__name__ = getattr(fn, "__name__", "guarded")
     return guarded
+
+
+def _guarded_sum(items: Any, start: Any = 0) -> Any:
+    if not isinstance(start, int | float | Decimal):
+        raise ValueError("sum() adds numbers; join sequences with a comprehension")
+    _check_footprint(items, "sum()")
+    return sum(items, start)
+
+
+def _decimal_bound(value: Any, what: str) -> None:
+    if isinstance(value, Decimal) and value.is_finite() and abs(value.adjusted()) > MAX_INT_BITS:
+        raise ValueError(f"{what} of a decimal with exponent {value.adjusted():,}")
+
+
+def _guarded_round(value: Any, *args: Any) -> Any:
+    _decimal_bound(value, "round()")
+    return round(value, *args)
+
+
+def _tick() -> None:
+    """Called at the top of every loop body, so that the time limit sees each pass."""
 
 
 _BINOP_GUARDS = {
@@ -206,7 +358,8 @@ class _OutOfTime(BaseException):
 
 
 class _Policy(RestrictingNodeTransformer):
-    """RestrictedPython's policy, plus guards on operators that allocate without bound."""
+    """RestrictedPython's policy, plus guards on operators that allocate without bound,
+    a time-limit check in every loop, and no imports, classes or exception handling."""
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.AST:  # noqa: N802 - ast visitor name
         node = self.node_contents_visit(node)
@@ -237,6 +390,26 @@ class _Policy(RestrictingNodeTransformer):
         )
         assign = ast.Assign(targets=[node.target], value=value)
         return ast.fix_missing_locations(ast.copy_location(assign, node))
+
+    def _ticking(self, node: ast.While | ast.For) -> ast.AST:
+        node = self.node_contents_visit(node)
+        tick = ast.Expr(ast.Call(func=ast.Name(id="_tick_", ctx=ast.Load()), args=[], keywords=[]))
+        node.body.insert(0, ast.fix_missing_locations(ast.copy_location(tick, node)))
+        return node
+
+    def visit_While(self, node: ast.While) -> ast.AST:  # noqa: N802
+        return self._ticking(node)
+
+    def visit_For(self, node: ast.For) -> ast.AST:  # noqa: N802
+        return self._ticking(node)
+
+    def visit_Import(self, node: ast.Import) -> ast.AST:  # noqa: N802
+        self.error(node, "import is not allowed in diagram expressions")
+        return node
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> ast.AST:  # noqa: N802
+        self.error(node, "import is not allowed in diagram expressions")
+        return node
 
     def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:  # noqa: N802
         self.error(node, "class definitions are not allowed in diagram scripts")
@@ -269,33 +442,38 @@ def _build_builtins() -> dict[str, Any]:
     for unsafe in ("__build_class__", "id", "hash", "callable", "issubclass", "range"):
         names.pop(unsafe, None)
     # Exceptions are not needed by expressions that may not catch them.
-    for name in [
+    exceptions = [
         n for n, v in names.items() if isinstance(v, type) and issubclass(v, BaseException)
-    ]:
+    ]
+    for name in exceptions:
         names.pop(name)
     names.update(
         {
             "range": _guarded_range,
-            "list": _sized(list),
-            "tuple": _sized(tuple),
-            "set": _sized(set),
-            "frozenset": _sized(frozenset),
-            "dict": dict,
-            "sorted": _sized(sorted),
+            "list": _guarded_type(list, _first_footprint("list")),
+            "tuple": _guarded_type(tuple, _first_footprint("tuple")),
+            "set": _guarded_type(set, _first_footprint("set")),
+            "frozenset": _guarded_type(frozenset, _first_footprint("frozenset")),
+            "dict": _guarded_type(dict, _first_footprint("dict")),
+            "str": _guarded_type(str, _first_footprint("str")),
+            "int": _guarded_type(int, _int_check),
+            "sorted": _walking(sorted),
+            "repr": _walking(repr),
+            "min": _walking(min),
+            "max": _walking(max),
+            "any": _walking(any),
+            "all": _walking(all),
+            "sum": _guarded_sum,
+            "round": _guarded_round,
+            "map": _map,
+            "filter": _filter,
+            "pow": _guarded_pow,
+            # Lazy iterators: whatever consumes them is guarded or runs in Python frames.
             "reversed": reversed,
             "enumerate": enumerate,
             "zip": zip,
-            "map": map,
-            "filter": filter,
-            "min": min,
-            "max": max,
-            "sum": sum,
-            "any": any,
-            "all": all,
             "len": len,
             "abs": abs,
-            "round": round,
-            "pow": _guarded_pow,
             "Decimal": Decimal,
         }
     )
@@ -319,6 +497,7 @@ def _base_globals() -> dict[str, Any]:
         "_guarded_lshift_": _guarded_lshift,
         "_guarded_add_": _guarded_add,
         "_guarded_mod_": _guarded_mod,
+        "_tick_": _tick,
     }
 
 
@@ -361,6 +540,14 @@ def check(source: str, mode: str = "eval") -> None:
         raise ExpressionError(f"syntax error: {exc.msg}", source) from exc
 
 
+def _scope(names: Mapping[str, Any]) -> dict[str, Any]:
+    """The data as globals; names starting with '_' (the guards' namespace) are left out,
+    so no data can stand in for a guard or for the builtins."""
+    scope = {k: v for k, v in names.items() if not k.startswith("_")}
+    scope.update(_GLOBALS_TEMPLATE)
+    return scope
+
+
 class _Deadline:
     """A trace function that interrupts Python code running past a deadline.
 
@@ -388,17 +575,15 @@ class Evaluator:
     def evaluate(self, source: str, names: Mapping[str, Any]) -> Any:
         """Return the value of the expression `source` with `names` in scope."""
         code = self._code(source.strip(), "eval")
-        scope = dict(_GLOBALS_TEMPLATE)
-        scope.update(names)
-        return self._run(code, scope, source)
+        return self._run(code, _scope(names), source)
 
     def execute(self, source: str, names: dict[str, Any]) -> None:
-        """Run the script `source`; variables it assigns or deletes update `names`."""
+        """Run the script `source`; variables it assigns or deletes update `names`.
+        Names starting with '_' are neither visible to it nor changed by it."""
         code = self._code(source, "exec")
-        scope = dict(_GLOBALS_TEMPLATE)
-        scope.update(names)
+        scope = _scope(names)
         self._run(code, scope, source)
-        for key in [k for k in names if k not in scope]:
+        for key in [k for k in names if k not in scope and not k.startswith("_")]:
             del names[key]
         for key, value in scope.items():
             if key in _RESERVED or key.startswith("_") or callable(value):

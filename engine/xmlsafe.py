@@ -41,7 +41,8 @@ def parse_document(data: bytes, filename: str) -> etree._Element:
             ]
         )
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        line = data[: data.find(b"<!")].count(b"\n") + 1
+        at = min(i for i in (data.find(b"<!DOCTYPE"), data.find(b"<!ENTITY")) if i >= 0)
+        line = data[:at].count(b"\n") + 1
         raise UnsafeDocumentError(
             [
                 Problem(

@@ -7,6 +7,7 @@ that lists every element (with its lane and operator) and every expression.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any
 
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.event_definitions.conditional import ConditionalEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins import (
@@ -63,6 +65,28 @@ class SourceFile:
     def sha256(self) -> str:
         return hashlib.sha256(self.content).hexdigest()
 
+    def text(self) -> str:
+        """The file as text, decoded the way an XML parser would: byte-order mark first,
+        then the encoding its XML declaration names, else UTF-8."""
+        content = self.content
+        for bom, codec in (
+            (codecs.BOM_UTF32_LE, "utf-32"),
+            (codecs.BOM_UTF32_BE, "utf-32"),
+            (codecs.BOM_UTF8, "utf-8-sig"),
+            (codecs.BOM_UTF16_LE, "utf-16"),
+            (codecs.BOM_UTF16_BE, "utf-16"),
+        ):
+            if content.startswith(bom):
+                return content.decode(codec)
+        declared = re.match(rb"<\?xml[^>]*encoding=[\"']([A-Za-z0-9._-]+)[\"']", content)
+        codec = declared.group(1).decode("ascii") if declared else "utf-8"
+        try:
+            return content.decode(codec)
+        except (LookupError, UnicodeDecodeError) as exc:
+            raise ProcessValidationError(
+                [Problem(f"cannot be read as {codec}: {exc}", self.name)]
+            ) from exc
+
 
 @dataclass(frozen=True)
 class Element:
@@ -78,12 +102,13 @@ class Element:
 
 @dataclass(frozen=True)
 class Expression:
-    """A piece of diagram text the evaluator will run."""
+    """A piece of diagram text the evaluator will run, and where it is written."""
 
     element: str
     kind: str
     source: str
     mode: str = "eval"
+    file: str | None = None
 
 
 @dataclass
@@ -200,7 +225,7 @@ def compile_sources(files: list[SourceFile]) -> Compilation:
         bundle = SpecBundle(spec, subprocess_specs)
         spec_json = dump_specs(bundle)
         used_files = sorted({s.file for s in specs if s.file} | _dmn_files(parser, specs))
-        elements, expressions = _describe(specs)
+        elements, expressions = _describe(specs, _decision_files(parser))
         compilation.processes[process_id] = CompiledProcess(
             process_id=process_id,
             name=spec.description or process_id,
@@ -276,7 +301,21 @@ def _kind(task_spec: Any) -> str:
     return type(task_spec).__name__
 
 
-def _describe(specs: list[Any]) -> tuple[list[Element], list[Expression]]:
+def _decision_files(parser: Parser) -> dict[str, str]:
+    """Decision table id -> the DMN file it came from."""
+    files: dict[str, str] = {}
+    for dmn in parser.dmn_parsers.values():
+        decision = dmn.decision
+        if decision is None or not dmn.filename:
+            continue
+        for table in decision.decisionTables:
+            files[table.id] = PurePath(dmn.filename).name
+    return files
+
+
+def _describe(
+    specs: list[Any], decision_files: dict[str, str]
+) -> tuple[list[Element], list[Expression]]:
     elements: list[Element] = []
     expressions: list[Expression] = []
     for spec in specs:
@@ -296,16 +335,34 @@ def _describe(specs: list[Any]) -> tuple[list[Element], list[Expression]]:
                     process_id=spec.name,
                 )
             )
-            expressions.extend(_expressions_of(task_spec, bpmn_id))
+            file = PurePath(spec.file).name if spec.file else None
+            expressions.extend(_expressions_of(task_spec, bpmn_id, file, decision_files))
     return elements, expressions
 
 
-def _expressions_of(task_spec: Any, bpmn_id: str) -> list[Expression]:
+def _event_definitions(task_spec: Any) -> list[Any]:
+    definition = getattr(task_spec, "event_definition", None)
+    if definition is None:
+        return []
+    if isinstance(definition, MultipleEventDefinition):
+        return list(definition.event_definitions)
+    return [definition]
+
+
+def _expressions_of(
+    task_spec: Any, bpmn_id: str, file: str | None, decision_files: dict[str, str]
+) -> list[Expression]:
     found: list[Expression] = []
 
-    def add(kind: str, source: Any, mode: str = "eval") -> None:
+    def add(
+        kind: str,
+        source: Any,
+        mode: str = "eval",
+        element: str | None = None,
+        where: str | None = None,
+    ) -> None:
         if isinstance(source, str) and source.strip():
-            found.append(Expression(bpmn_id, kind, source, mode))
+            found.append(Expression(element or bpmn_id, kind, source, mode, where or file))
 
     for condition, _target in getattr(task_spec, "cond_task_specs", []) or []:
         add("condition", condition.args[0] if getattr(condition, "args", None) else None)
@@ -313,11 +370,17 @@ def _expressions_of(task_spec: Any, bpmn_id: str) -> list[Expression]:
         add("script", task_spec.script, "exec")
     add("pre-script", getattr(task_spec, "prescript", None), "exec")
     add("post-script", getattr(task_spec, "postscript", None), "exec")
-    for definition in _timer_definitions(task_spec):
-        add("timer", definition.expression)
-    definition = getattr(task_spec, "event_definition", None)
-    if not _timer_definitions(task_spec):
-        add("event payload", getattr(definition, "expression", None))
+    for definition in _event_definitions(task_spec):
+        if isinstance(definition, TimerEventDefinition):
+            add("timer", definition.expression)
+        elif isinstance(definition, ConditionalEventDefinition):
+            add("event condition", definition.expression)
+        else:
+            add("event payload", getattr(definition, "expression", None))
+        for prop in getattr(definition, "correlation_properties", None) or []:
+            add("correlation", prop.retrieval_expression, element=prop.name)
+        for prop in getattr(definition, "process_correlations", None) or []:
+            add("correlation", getattr(prop, "retrieval_expression", None), element=prop.name)
     if isinstance(task_spec, ExternalServiceTask):
         for name, param in (task_spec.operation_params or {}).items():
             add(f"parameter {name}", param.get("value"))
@@ -328,16 +391,22 @@ def _expressions_of(task_spec: Any, bpmn_id: str) -> list[Expression]:
         add("loop condition", task_spec.condition)
     if isinstance(task_spec, BusinessRuleTaskMixin):
         table = task_spec.dmnEngine.decision_table
+        dmn = decision_files.get(table.id)
         for column in table.inputs:
-            add("decision input", column.expression)
+            add("decision input", column.expression, element=column.id, where=dmn)
         for rule in table.rules:
             for entry in rule.inputEntries:
                 for cell in entry.lhs:
                     text = (cell or "").strip()
                     if text and text != "-":
-                        add("decision cell", _dmn_cell_as_expression(text))
+                        add(
+                            "decision cell",
+                            _dmn_cell_as_expression(text),
+                            element=entry.id or rule.id,
+                            where=dmn,
+                        )
             for output in rule.outputEntries:
-                add("decision output", output.text)
+                add("decision output", output.text, element=output.id or rule.id, where=dmn)
     return found
 
 

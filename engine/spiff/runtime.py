@@ -89,6 +89,9 @@ def _wrap(exc: Exception, what: str) -> EngineError:
     elif getattr(exc, "task_spec", None) is not None:
         element = getattr(getattr(exc, "task_spec", None), "bpmn_id", None)
     detail = str(exc).strip().rstrip(".")
+    cause = _root_cause(exc)
+    if cause is not None and str(cause) and str(cause) not in detail:
+        detail = f"{detail}: {type(cause).__name__}: {cause}"
     where = f" at '{element}'" if element else ""
     return ProcessError(
         f"{what} failed{where}: {detail}",
@@ -96,6 +99,19 @@ def _wrap(exc: Exception, what: str) -> EngineError:
         "diagram's conditions and scripts, or complete the task with different data.",
         element=element,
     )
+
+
+def _root_cause(exc: BaseException) -> BaseException | None:
+    """The exception SpiffWorkflow wrapped (it keeps only its type, not its message)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    cause: BaseException | None = None
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if not isinstance(current, SpiffWorkflowException):
+            cause = current
+        current = current.__cause__ or current.__context__
+    return cause
 
 
 class Run:
@@ -391,7 +407,14 @@ class Run:
     def digest(self) -> str:
         snapshot = self._snapshot()
         if snapshot.digest is None:
-            snapshot.digest = digest(self.canonical())
+            try:
+                snapshot.digest = digest(self.canonical())
+            except (TypeError, ValueError) as exc:
+                raise ProcessError(
+                    f"the process data holds a value that cannot be stored: {exc}",
+                    "Scripts may leave only text, numbers, true/false, null, lists and "
+                    "objects of these (and decimals and dates) in the data; nothing was saved.",
+                ) from exc
         return snapshot.digest
 
     def find(self, ref: TaskRef, kinds: tuple[str, ...]) -> OpenTask:
