@@ -36,7 +36,7 @@ class EventKind:
     COMMENT = "comment"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class PendingEvent:
     """An event built during a command, before its sequence number and hash are known."""
 
@@ -50,7 +50,7 @@ class PendingEvent:
     task_id: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ChainedEvent:
     """An event with its place in the chain, as stored."""
 

@@ -20,23 +20,20 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from engine.canonical import canonical_json
 from engine.errors import (
     ConcurrencyError,
-    ConfigurationError,
     HandlerNotFoundError,
     InputError,
     ProcessError,
 )
 from engine.history import GENESIS_HASH, EventKind, PendingEvent, chain
-from engine.persistence import EventRecord, InstanceRecord, TaskRecord
+from engine.persistence import EventRecord, InstanceRecord, TaskRecord, writes
 from engine.registry import BpmnError, Registry, TaskContext
 from engine.spiff import SERIALIZER_VERSION, OpenTask, Run
 from engine.views import SHORT_ID, EventView, InstanceView, TaskView
@@ -54,7 +51,27 @@ EVENT = cast(Table, EventRecord.__table__)
 
 # Statements are built once: building a SQLAlchemy statement costs more than running it.
 _SELECT_INSTANCE = select(INSTANCE).where(INSTANCE.c.id == bindparam("b_id"))
-_INSERT_INSTANCE = insert(INSTANCE).returning(INSTANCE.c.id)
+_INSTANCE_COLUMNS = (
+    "uid",
+    "business_key",
+    "process_id",
+    "definition_id",
+    "process_version",
+    "status",
+    "state",
+    "serializer_version",
+    "revision",
+    "started_at",
+    "started_by",
+    "updated_at",
+    "ended_at",
+    "next_timer_at",
+    "incident_count",
+    "event_count",
+    "head_hash",
+)
+_INSTANCE_TIMES = ("started_at", "updated_at", "ended_at", "next_timer_at")
+_INSERT_INSTANCE = writes.insert("instance", _INSTANCE_COLUMNS, _INSTANCE_TIMES, returning="id")
 _SAVED_COLUMNS = (
     "state",
     "serializer_version",
@@ -67,36 +84,47 @@ _SAVED_COLUMNS = (
     "event_count",
     "head_hash",
 )
-_UPDATE_INSTANCE = (
-    update(INSTANCE)
-    .where(INSTANCE.c.id == bindparam("b_id"), INSTANCE.c.revision == bindparam("b_revision"))
-    .values({name: bindparam(name) for name in _SAVED_COLUMNS})
-)
+_UPDATE_INSTANCE = writes.update("instance", _SAVED_COLUMNS, ("id", "revision"), _INSTANCE_TIMES)
 _FAILED_TASKS = select(TASK.c.id, TASK.c.attempts, TASK.c.error).where(
     TASK.c.instance_id == bindparam("b_id"), TASK.c.state == "FAILED"
 )
+_TASK_COLUMNS = (
+    "id",
+    "instance_id",
+    "bpmn_id",
+    "name",
+    "kind",
+    "role",
+    "state",
+    "operator",
+    "due_at",
+    "created_at",
+    "ended_at",
+    "completed_by",
+    "attempts",
+    "error",
+)
 _TASK_CHANGES = ("state", "due_at", "attempts", "error", "ended_at", "completed_by")
-
-
-@cache
-def _task_upsert(dialect: str) -> Any:
-    """INSERT ... ON CONFLICT (id) DO UPDATE for the task projection."""
-    statement: Any
-    if dialect == "postgresql":
-        statement = postgresql.insert(TASK)
-    elif dialect == "sqlite":
-        statement = sqlite.insert(TASK)
-    else:
-        raise ConfigurationError(
-            f"the {dialect} database is not supported", "Use SQLite or PostgreSQL."
-        )
-    return statement.on_conflict_do_update(
-        index_elements=[TASK.c.id],
-        set_={name: statement.excluded[name] for name in _TASK_CHANGES},
-    )
-
-
-_INSERT_EVENT = insert(EVENT)
+_UPSERT_TASK = writes.upsert(
+    "task", _TASK_COLUMNS, "id", _TASK_CHANGES, ("due_at", "created_at", "ended_at")
+)
+_EVENT_COLUMNS = (
+    "instance_id",
+    "seq",
+    "at",
+    "actor",
+    "kind",
+    "bpmn_id",
+    "task_name",
+    "task_id",
+    "data",
+    "process_id",
+    "process_version",
+    "state_digest",
+    "prev_hash",
+    "hash",
+)
+_INSERT_EVENT = writes.insert("event", _EVENT_COLUMNS, ("at",))
 
 
 @dataclass
@@ -185,7 +213,7 @@ def new_instance(
 def _insert(conn: Connection, row: InstanceRow) -> None:
     values = {f.name: getattr(row, f.name) for f in fields(InstanceRow) if f.name != "id"}
     try:
-        row.id = conn.execute(_INSERT_INSTANCE, values).scalar_one()
+        row.id = _INSERT_INSTANCE.run(conn, values).scalar_one()
     except IntegrityError as exc:
         if row.business_key is not None:
             raise business_key_taken(row.business_key) from exc
@@ -462,8 +490,8 @@ class Work:
             _insert(self.conn, row)
         else:
             values = {name: getattr(row, name) for name in _SAVED_COLUMNS}
-            updated = self.conn.execute(
-                _UPDATE_INSTANCE, {"b_id": row.id, "b_revision": revision, **values}
+            updated = _UPDATE_INSTANCE.run(
+                self.conn, {"b_id": row.id, "b_revision": revision, **values}
             )
             if updated.rowcount != 1:
                 raise ConcurrencyError(
@@ -475,27 +503,29 @@ class Work:
         open_views = self._project(after)
         self._write_tasks()
         if chained:
-            self.conn.execute(
-                _INSERT_EVENT,
-                [
-                    {
-                        "instance_id": row.id,
-                        "seq": e.seq,
-                        "at": e.at,
-                        "actor": e.actor,
-                        "kind": e.kind,
-                        "bpmn_id": e.bpmn_id,
-                        "task_name": e.task_name,
-                        "task_id": e.task_id,
-                        "data": e.data,
-                        "process_id": e.process_id,
-                        "process_version": e.process_version,
-                        "state_digest": e.state_digest,
-                        "prev_hash": e.prev_hash,
-                        "hash": e.hash,
-                    }
-                    for e in chained
-                ],
+            _INSERT_EVENT.run(
+                self.conn,
+                _one_or_many(
+                    [
+                        {
+                            "instance_id": row.id,
+                            "seq": e.seq,
+                            "at": e.at,
+                            "actor": e.actor,
+                            "kind": e.kind,
+                            "bpmn_id": e.bpmn_id,
+                            "task_name": e.task_name,
+                            "task_id": e.task_id,
+                            "data": e.data,
+                            "process_id": e.process_id,
+                            "process_version": e.process_version,
+                            "state_digest": e.state_digest,
+                            "prev_hash": e.prev_hash,
+                            "hash": e.hash,
+                        }
+                        for e in chained
+                    ]
+                ),
             )
         views = [
             EventView(
@@ -583,7 +613,12 @@ class Work:
 
     def _write_tasks(self) -> None:
         if self._rows:
-            self.conn.execute(_task_upsert(self.conn.dialect.name), self._rows)
+            _UPSERT_TASK.run(self.conn, _one_or_many(self._rows))
+
+
+def _one_or_many(rows: list[dict[str, Any]]) -> dict[str, Any] | list[dict[str, Any]]:
+    """One row is executed as one statement; a list becomes executemany."""
+    return rows[0] if len(rows) == 1 else rows
 
 
 def _projected_state(task: OpenTask, failed_now: bool, failed_before: bool) -> str:

@@ -27,6 +27,8 @@ from engine.errors import ConcurrencyError, ConfigurationError, PersistenceError
 DEFAULT_DB = "sqlite:///artreturns.db"
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_WAL_CHECKPOINT_PAGES = 10_000
+SQLITE_WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 
 def normalise_url(text: str) -> URL:
@@ -55,11 +57,15 @@ def _sqlite_setup(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
+        # Checkpoint the WAL every ~40 MB instead of every 4 MB: repeated writes to the
+        # same pages coalesce, and the checkpoint's fsync is paid ten times less often.
+        cursor.execute(f"PRAGMA wal_autocheckpoint = {SQLITE_WAL_CHECKPOINT_PAGES}")
+        cursor.execute(f"PRAGMA journal_size_limit = {SQLITE_WAL_SIZE_LIMIT}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        connection.connection.driver_connection.execute("BEGIN")
 
 
 class Database:

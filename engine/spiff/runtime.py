@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -53,7 +53,7 @@ class TaskRef:
         return {"path": self.path, "ordinal": self.ordinal}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class OpenTask:
     """A task the engine or a person must act on, or a wait the engine tracks."""
 
@@ -66,10 +66,9 @@ class OpenTask:
     ref: TaskRef
     due_at: datetime | None = None
     operator: str | None = None
-    data: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ServiceCall:
     """A service task waiting for its handler: what to call and with what."""
 
@@ -383,7 +382,7 @@ class Run:
         sorted order; the workflows' data; whether it completed."""
         finished: list[tuple[str, int]] = []
         live: list[tuple[str, int, dict[str, Any]]] = []
-        for task, path in self._snapshot().tasks:
+        for task, path, _ordinal in self._snapshot().tasks:
             if task.state & TaskState.FINISHED_MASK:
                 finished.append((path, task.state))
             else:
@@ -423,9 +422,6 @@ class Run:
             if task.ref == ref and task.kind in kinds:
                 return task
         raise TaskNotFoundError(f"no open task at {ref.path} #{ref.ordinal}")
-
-    def ref_of(self, task_id: str) -> TaskRef:
-        return self._snapshot().refs[UUID(task_id)]
 
     # -- internals -----------------------------------------------------------------
 
@@ -469,8 +465,7 @@ class Run:
         next transition."""
         if self._snap is not None:
             return self._snap
-        tasks: list[tuple[Any, str]] = []
-        refs: dict[UUID, TaskRef] = {}
+        tasks: list[tuple[Any, str, int]] = []
         counts: dict[str, int] = {}
         paths: dict[UUID, str] = {}
         workflows = sorted([self._wf, *self._wf.subprocesses.values()], key=lambda w: w.depth)
@@ -485,13 +480,12 @@ class Run:
                 paths[task.id] = path
                 ordinal = counts.get(path, 0)
                 counts[path] = ordinal + 1
-                refs[task.id] = TaskRef(path, ordinal)
-                tasks.append((task, path))
+                tasks.append((task, path, ordinal))
                 children = [by_id[c] for c in task._children if c in by_id]
                 for child in reversed(children):
                     stack.append((child, f"{path}/{child.task_spec.name}"))
         open_tasks: list[OpenTask] = []
-        for task, _path in tasks:
+        for task, path, ordinal in tasks:
             if not task.state & _OPEN:
                 continue
             kind = self._open_kind(task)
@@ -506,26 +500,24 @@ class Run:
                     kind=kind,
                     state=TaskState.get_name(task.state),
                     lane=self._lane(task),
-                    ref=refs[task.id],
+                    ref=TaskRef(path, ordinal),
                     due_at=self._due_at(task, kind),
                     operator=spec.operation_name if kind == "service" else None,
-                    data=dict(task.data) if kind in ("user", "manual") else {},
                 )
             )
         top = self._wf
         finished = not any(
             not task.state & TaskState.FINISHED_MASK
-            for task, _path in tasks
+            for task, _path, _ordinal in tasks
             if task.workflow is top
         )
-        self._snap = _Snapshot(tasks, refs, open_tasks, finished)
+        self._snap = _Snapshot(tasks, open_tasks, finished)
         return self._snap
 
 
-@dataclass
+@dataclass(slots=True)
 class _Snapshot:
-    tasks: list[tuple[Any, str]]
-    refs: dict[UUID, TaskRef]
+    tasks: list[tuple[Any, str, int]]
     open: list[OpenTask]
     finished: bool
     digest: str | None = None

@@ -14,14 +14,17 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
-from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, TaskConverter
 from SpiffWorkflow.bpmn.serializer.helpers.encoder import create_encoder
 from SpiffWorkflow.bpmn.serializer.workflow import VERSION as SPIFF_SERIALIZER_VERSION
+from SpiffWorkflow.task import Task
+from SpiffWorkflow.util.deep_merge import DeepMerge
 
 from engine.errors import ConfigurationError
 from engine.spiff.specs import new_registry
@@ -64,9 +67,45 @@ class _InstanceConverter(BpmnWorkflowConverter):
         return workflow
 
 
+_uuid_text = lru_cache(maxsize=1 << 16)(str)
+
+
+class _TaskConverter(TaskConverter):
+    """SpiffWorkflow's task converter, producing the same dict with less work: task ids
+    are formatted once (a task's id is written three times: as itself, as its parent's
+    child and as its children's parent), empty internal data is not walked."""
+
+    def to_dict(self, task: Any) -> dict[str, Any]:
+        parent_id = task._parent
+        if parent_id is None:
+            data, delta = task.data, {}
+        else:
+            parent_data = task.workflow.tasks[parent_id].data
+            own = task.data
+            data = {}
+            delta = {
+                "updates": DeepMerge.get_updated_keys(parent_data, own),
+                "deletions": DeepMerge.get_deleted_keys(parent_data, own),
+            }
+        internal = task.internal_data
+        return {
+            "id": _uuid_text(task.id),
+            "parent": _uuid_text(parent_id) if parent_id is not None else None,
+            "children": [_uuid_text(child) for child in task._children],
+            "last_state_change": task.last_state_change,
+            "state": task._state,
+            "task_spec": task.task_spec.name,
+            "triggered": task.triggered,
+            "internal_data": self.registry.convert(internal) if internal else {},
+            "data": data,
+            "delta": delta,
+        }
+
+
 def _registry() -> Any:
     registry = new_registry()
     _InstanceConverter(BpmnWorkflow, registry)
+    _TaskConverter(Task, registry)
     registry.register(
         Decimal, lambda v: {"value": str(v)}, lambda d: Decimal(d["value"]), typename="Decimal"
     )

@@ -126,6 +126,7 @@ def upgrade() -> None:
             ["instance_id"], ["instance.id"], name=op.f("fk_task_instance_id_instance")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_task")),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("task", schema=None) as batch_op:
         batch_op.create_index("ix_task_instance_state", ["instance_id", "state"], unique=False)
