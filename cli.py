@@ -461,7 +461,8 @@ def show(obj: Context, instance: str, as_json: bool) -> None:
     if view.next_timer_at:
         click.echo(f"  next timer: {_time(view.next_timer_at)}")
     click.echo(f"  events:   {view.event_count}")
-    click.echo("  data:     " + json.dumps(view.data, ensure_ascii=False, sort_keys=True))
+    data = view.to_dict()["data"]
+    click.echo("  data:     " + json.dumps(data, ensure_ascii=False, sort_keys=True))
     console = _console()
     if view.open_tasks:
         click.echo("Open:")

@@ -13,7 +13,6 @@ a complete-task command is one read of the task and instance and four writes.
 
 from __future__ import annotations
 
-import json
 import logging
 import traceback
 import uuid
@@ -651,11 +650,16 @@ def _view(values: Mapping[str, Any], business_key: str | None) -> TaskView:
 
 
 def instance_data(run: Run) -> dict[str, Any]:
-    try:
-        result: dict[str, Any] = json.loads(canonical_json(run.data))
-        return result
-    except (TypeError, ValueError):
-        return {}
+    """A copy of the process data that later steps cannot change under the caller."""
+    return {key: _copy_data(value) for key, value in run.data.items()}
+
+
+def _copy_data(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _copy_data(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_copy_data(item) for item in value]
+    return value  # str, numbers, Decimal, dates, None: immutable
 
 
 def _describe_exception(exc: BaseException) -> str:

@@ -454,3 +454,29 @@ def test_with_inline_handlers_off_a_service_task_waits_queued(
     [queued] = engine.tasks(kinds=("service",), states=("QUEUED",))
     assert (queued.bpmn_id, queued.operator, queued.business_key) == ("call", "test.double", "J-1")
     assert [e.kind for e in engine.history("J-1")] == ["started", "task_completed"]
+
+
+def test_decimals_and_dates_from_handlers_survive_storage_and_show_as_text(
+    engine: Engine, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import date
+    from decimal import Decimal
+
+    def priced(params: Any, ctx: Any) -> dict[str, Any]:
+        return {"value": Decimal("1200.50"), "on": date(2026, 11, 2)}
+
+    monkeypatch.setattr(recorder, "double", priced)
+    engine.registry = recorder.registry()
+    engine.deploy(fixture("review_call.bpmn"), actor="owner")
+    engine.start("review_call", {"amount": 1}, business_key="M-1", actor="ann")
+    engine.complete("M-1:review", {}, actor="ann")
+
+    fresh = Engine(engine.db, registry=engine.registry, clock=engine.clock)  # from storage
+    shown = fresh.show("M-1")
+    assert shown.data["echo"] == {"value": Decimal("1200.50"), "on": date(2026, 11, 2)}
+    assert shown.to_dict()["data"]["echo"] == {"value": "1200.50", "on": "2026-11-02"}
+    result = next(e for e in fresh.history("M-1") if e.kind == "handler_result")
+    assert result.data["result"] == {
+        "value": {"$decimal": "1200.50"},
+        "on": {"$date": "2026-11-02"},
+    }
