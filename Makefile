@@ -43,8 +43,9 @@ test: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
 # The long runs (soak, fault injection) that CI runs as a step of their own.
+# pytest exits 5 when no test carries the marker yet; that is not a failure.
 test-slow: install
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m slow || [ $$? -eq 5 ]
 
 lint: install
 	$(BIN)/ruff check .

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
 from engine import definitions
@@ -102,7 +103,7 @@ class Engine:
 
     def __init__(
         self,
-        database: Database | str = DEFAULT_DB,
+        database: Database | str | URL = DEFAULT_DB,
         *,
         registry: Registry | None = None,
         clock: Clock | None = None,
