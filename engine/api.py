@@ -29,6 +29,7 @@ from engine.errors import (
     InputError,
     InstanceNotFoundError,
     InvalidStateError,
+    PermissionDeniedError,
     TaskNotFoundError,
 )
 from engine.evaluator import Evaluator
@@ -108,8 +109,11 @@ class Engine:
         registry: Registry | None = None,
         clock: Clock | None = None,
         settings: Settings | None = None,
+        services: Callable[[Connection, datetime], Any] | None = None,
     ) -> None:
         self.db = database if isinstance(database, Database) else Database(database)
+        #: Builds `ctx.services` for handlers; None gives handlers no services.
+        self.services = services
         self.registry = registry if registry is not None else Registry.from_entry_points()
         self.clock: Clock = clock or SystemClock()
         self.settings = settings or Settings()
@@ -212,7 +216,17 @@ class Engine:
             )
             bundle = self._bundle(conn, definition.id)
             run = Run.start(bundle, payload, self.evaluator, lambda: now)
-            work = Work.load(conn, self.registry, self.settings, row, run, actor, now, new=True)
+            work = Work.load(
+                conn,
+                self.registry,
+                self.settings,
+                row,
+                run,
+                actor,
+                now,
+                new=True,
+                services=self.services,
+            )
             work.record_event(
                 EventKind.STARTED,
                 {"data": dict(payload), "business_key": key, "definition": definition.content_hash},
@@ -228,17 +242,33 @@ class Engine:
         """Complete a ready user task with data, then run the instance on."""
         payload = _require_mapping(data or {}, "task data")
         late: list[str] = []
+        denied: list[str] = []
 
         def apply(work: Work, task_id: str | None) -> None:
             assert task_id is not None
             late.clear()
+            denied.clear()
             if task_id not in {t.id for t in work.run.open_tasks()}:
                 before = work.before.get(task_id)
                 late.append(before.name if before is not None else task_id)
                 return
+            earlier = work.four_eyes_conflict(task_id)
+            if earlier is not None:
+                task = next(t for t in work.run.open_tasks() if t.id == task_id)
+                reason = (
+                    f"{actor} already decided '{earlier}' in this approval chain; "
+                    f"another person must decide '{task.name}'"
+                )
+                work.deny("complete", reason, task)
+                denied.append(reason)
+                return
             work.complete_user_task(task_id, payload)
 
         result = self._change(None, actor, apply, task_ref=task)
+        if denied:
+            raise PermissionDeniedError(
+                denied[0], "Four eyes: each level of an approval is decided by someone else."
+            )
         if late:
             raise InvalidStateError(
                 f"'{late[0]}' is no longer open: its deadline passed and the process moved on",
@@ -372,7 +402,9 @@ class Engine:
         apply: Callable[[Work, str | None], None],
         fire: bool,
     ) -> tuple[Work, CommandResult]:
-        work = Work.load(conn, self.registry, self.settings, row, run, actor, now)
+        work = Work.load(
+            conn, self.registry, self.settings, row, run, actor, now, services=self.services
+        )
         if fire:
             work.fire_due_timers()
         apply(work, task_id)

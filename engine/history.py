@@ -34,6 +34,7 @@ class EventKind:
     CANCELLED = "cancelled"
     COMPLETED = "completed"
     COMMENT = "comment"
+    DENIED = "denied"
 
 
 @dataclass(slots=True)

@@ -46,6 +46,9 @@ class TaskContext:
     now: datetime
     actor: str
     logger: logging.Logger = field(repr=False, compare=False)
+    #: What the application gives its handlers (the engine passes it through untouched),
+    #: bound to the connection of the command that runs the handler.
+    services: Any = field(default=None, repr=False, compare=False)
 
 
 class Handler(Protocol):

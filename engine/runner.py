@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import traceback
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, cast
@@ -87,6 +87,17 @@ _UPDATE_INSTANCE = writes.update("instance", _SAVED_COLUMNS, ("id", "revision"),
 _FAILED_TASKS = select(TASK.c.id, TASK.c.attempts, TASK.c.error).where(
     TASK.c.instance_id == bindparam("b_id"), TASK.c.state == "FAILED"
 )
+_SAME_CHAIN = (
+    select(TASK.c.name)
+    .where(
+        TASK.c.instance_id == bindparam("b_instance"),
+        TASK.c.four_eyes == bindparam("b_group"),
+        TASK.c.completed_by == bindparam("b_actor"),
+        TASK.c.state == "COMPLETED",
+        TASK.c.bpmn_id != bindparam("b_step"),
+    )
+    .limit(1)
+)
 _TASK_COLUMNS = (
     "id",
     "instance_id",
@@ -96,6 +107,7 @@ _TASK_COLUMNS = (
     "role",
     "state",
     "operator",
+    "four_eyes",
     "due_at",
     "created_at",
     "ended_at",
@@ -239,6 +251,9 @@ class Work:
     #: Failed service tasks before the command: id -> (attempts, error).
     failed_before: dict[str, tuple[int, str | None]] = field(default_factory=dict)
     cancelled: bool = False
+    #: Builds what handlers get as `ctx.services` (from the connection and the time).
+    services_factory: Callable[[Connection, datetime], Any] | None = None
+    _services: Any = None
     _was_completed: bool = False
 
     @classmethod
@@ -253,8 +268,9 @@ class Work:
         now: datetime,
         *,
         new: bool = False,
+        services: Callable[[Connection, datetime], Any] | None = None,
     ) -> Work:
-        work = cls(conn, registry, settings, row, run, actor, now)
+        work = cls(conn, registry, settings, row, run, actor, now, services_factory=services)
         work._was_completed = row.status == STATUS_COMPLETED
         if not new:
             work.before = {t.id: t for t in run.open_tasks()}
@@ -306,6 +322,27 @@ class Work:
                 },
             )
         return fired
+
+    def four_eyes_conflict(self, task_id: str) -> str | None:
+        """The step this actor already completed in the same four-eyes group as the
+        task, if any: one person may not decide at two levels of one approval chain."""
+        task = next((t for t in self.run.open_tasks() if t.id == task_id), None)
+        if task is None or task.four_eyes is None:
+            return None
+        row = self.conn.execute(
+            _SAME_CHAIN,
+            {
+                "b_instance": self.row.id,
+                "b_group": task.four_eyes,
+                "b_actor": self.actor,
+                "b_step": task.bpmn_id,
+            },
+        ).first()
+        return str(row.name) if row is not None else None
+
+    def deny(self, operation: str, reason: str, task: OpenTask | None = None) -> None:
+        """Record a refused operation in the history (nothing else changes)."""
+        self.record_event(EventKind.DENIED, {"operation": operation, "reason": reason}, task)
 
     def complete_user_task(self, task_id: str, data: Mapping[str, Any]) -> OpenTask:
         task = self.run.complete_user_task(task_id, data)
@@ -365,6 +402,8 @@ class Work:
             self._fail(task, task.operator or "", str(exc), attempt)
             return
         self._ensure_stored()
+        if self._services is None and self.services_factory is not None:
+            self._services = self.services_factory(self.conn, self.now)
         context = TaskContext(
             instance_id=self.row.id,
             instance_uid=self.row.uid,
@@ -379,6 +418,7 @@ class Work:
             now=self.now,
             actor=self.actor,
             logger=logging.getLogger(f"artreturns.handlers.{call.operator}"),
+            services=self._services,
         )
         try:
             result = handler(call.params, context)
@@ -602,6 +642,7 @@ class Work:
             "role": task.lane,
             "state": state,
             "operator": task.operator,
+            "four_eyes": task.four_eyes,
             "due_at": task.due_at,
             "created_at": self.now,
             "ended_at": None,

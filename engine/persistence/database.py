@@ -7,9 +7,12 @@ none of it.
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,10 +28,39 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.errors import ConcurrencyError, ConfigurationError, PersistenceError
 
 DEFAULT_DB = "sqlite:///artreturns.db"
+SCHEMA_GROUP = "artreturns.schemas"
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_WAL_CHECKPOINT_PAGES = 10_000
 SQLITE_WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SchemaExtension:
+    """Tables an application keeps beside the engine's, with their own Alembic branch.
+
+    Published under the `artreturns.schemas` entry-point group: the entry point names an
+    object with `versions` (a folder of Alembic revisions whose root carries a branch
+    label) and `metadata` (the tables, for comparing models with migrations)."""
+
+    name: str
+    versions: Path
+    metadata: MetaData | None = None
+
+
+def schema_extensions() -> list[SchemaExtension]:
+    found = []
+    for ep in sorted(entry_points(group=SCHEMA_GROUP), key=lambda e: e.name):
+        try:
+            published = ep.load()
+            versions = Path(published.versions)
+        except Exception as exc:
+            raise ConfigurationError(
+                f"schema package '{ep.name}' ({ep.value}) failed to load: {exc}",
+                "Fix or uninstall the package that provides it.",
+            ) from exc
+        found.append(SchemaExtension(ep.name, versions, getattr(published, "metadata", None)))
+    return found
 
 
 def normalise_url(text: str) -> URL:
@@ -71,8 +103,14 @@ def _sqlite_setup(engine: Engine) -> None:
 class Database:
     """An engine, a session factory, and the schema's migrations."""
 
-    def __init__(self, url: str | URL = DEFAULT_DB, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str | URL = DEFAULT_DB,
+        echo: bool = False,
+        extensions: Sequence[SchemaExtension] | None = None,
+    ) -> None:
         self.url = normalise_url(url) if isinstance(url, str) else url
+        self.extensions = list(schema_extensions() if extensions is None else extensions)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         options: dict[str, Any] = {"echo": echo, "future": True}
         if self.is_sqlite:
@@ -119,23 +157,28 @@ class Database:
     def _alembic_config(self, connection: Any) -> Config:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
+        locations = [str(MIGRATIONS / "versions")] + [str(e.versions) for e in self.extensions]
+        config.set_main_option("version_locations", os.pathsep.join(locations))
+        config.set_main_option("path_separator", "os")
         config.attributes["connection"] = connection
         return config
 
-    def upgrade(self) -> tuple[str | None, str]:
-        """Create or upgrade the schema; return (revision before, revision after)."""
+    def upgrade(self) -> tuple[str, str]:
+        """Create or upgrade the schema (the engine's and every extension's); return the
+        revisions before and after, as text."""
         with translate_errors(self.display_url), self.engine.begin() as connection:
-            before = MigrationContext.configure(connection).get_current_revision()
-            command.upgrade(self._alembic_config(connection), "head")
-            after = MigrationContext.configure(connection).get_current_revision()
-        return before, after or ""
+            before = _heads(connection)
+            command.upgrade(self._alembic_config(connection), "heads")
+            after = _heads(connection)
+        return before, after
 
-    def schema_status(self) -> tuple[str | None, str]:
-        """(current revision, newest revision)."""
+    def schema_status(self) -> tuple[str, str]:
+        """(current revisions, newest revisions), as text."""
         with translate_errors(self.display_url), self.engine.connect() as connection:
-            current = MigrationContext.configure(connection).get_current_revision()
-            head = ScriptDirectory.from_config(self._alembic_config(connection)).get_current_head()
-        return current, head or ""
+            current = _heads(connection)
+            script = ScriptDirectory.from_config(self._alembic_config(connection))
+            newest = " ".join(sorted(script.get_heads()))
+        return current, newest
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -190,6 +233,10 @@ def translate_errors(where: str) -> Iterator[None]:
                 "Run `artreturns init` to create it.",
             ) from exc
         raise PersistenceError(f"database error: {message}") from exc
+
+
+def _heads(connection: Connection) -> str:
+    return " ".join(sorted(MigrationContext.configure(connection).get_current_heads()))
 
 
 def _first_line(error: BaseException | None) -> str:

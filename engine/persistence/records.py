@@ -151,6 +151,7 @@ class TaskRecord(Base):
     role: Mapped[str | None] = mapped_column(String(100))
     state: Mapped[str] = mapped_column(String(20))
     operator: Mapped[str | None] = mapped_column(String(200))
+    four_eyes: Mapped[str | None] = mapped_column(String(100))
     due_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]

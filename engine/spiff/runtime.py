@@ -66,6 +66,8 @@ class OpenTask:
     ref: TaskRef
     due_at: datetime | None = None
     operator: str | None = None
+    #: Tasks with the same four-eyes group must be completed by different people.
+    four_eyes: str | None = None
 
 
 @dataclass(slots=True)
@@ -503,6 +505,7 @@ class Run:
                     ref=TaskRef(path, ordinal),
                     due_at=self._due_at(task, kind),
                     operator=spec.operation_name if kind == "service" else None,
+                    four_eyes=_four_eyes(spec),
                 )
             )
         top = self._wf
@@ -521,6 +524,13 @@ class _Snapshot:
     open: list[OpenTask]
     finished: bool
     digest: str | None = None
+
+
+def _four_eyes(task_spec: Any) -> str | None:
+    """The `four_eyes` property a diagram gives a user task (its approval chain)."""
+    properties = (getattr(task_spec, "extensions", None) or {}).get("properties") or {}
+    group = properties.get("four_eyes")
+    return str(group) if group else None
 
 
 def _timer_like(task_spec: Any) -> bool:

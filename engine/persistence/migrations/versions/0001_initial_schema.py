@@ -12,7 +12,7 @@ from alembic import op
 
 revision: str = "0001"
 down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
+branch_labels: str | Sequence[str] | None = ("engine",)
 depends_on: str | Sequence[str] | None = None
 
 
@@ -116,6 +116,7 @@ def upgrade() -> None:
         sa.Column("role", sa.String(length=100), nullable=True),
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("operator", sa.String(length=200), nullable=True),
+        sa.Column("four_eyes", sa.String(length=100), nullable=True),
         sa.Column("due_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
