@@ -307,7 +307,13 @@ class Run:
             raise InvalidStateError(f"task {task_id[:8]} is not a waiting service task")
 
         def apply() -> None:
-            task.data[spec.result_variable] = copy.deepcopy(dict(result or {}))
+            value = copy.deepcopy(dict(result or {}))
+            if spec.result_variable == _default_result_variable(spec):
+                # No resultVariable in the diagram: the handler's fields become process
+                # data of their own (what a business-rule task does with its outputs).
+                task.data.update(value)
+            else:
+                task.data[spec.result_variable] = value
             task.complete()
             self._advance()
 
@@ -524,6 +530,11 @@ class _Snapshot:
     open: list[OpenTask]
     finished: bool
     digest: str | None = None
+
+
+def _default_result_variable(spec: Any) -> str:
+    """The name SpiffWorkflow gives a service task's result when the diagram names none."""
+    return f"spiff__{spec.name.replace('-', '_')}_result"
 
 
 def _four_eyes(task_spec: Any) -> str | None:

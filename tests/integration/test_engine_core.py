@@ -396,7 +396,6 @@ def test_any_edit_to_the_history_breaks_the_chain(engine: Engine, tamper: str) -
 def test_init_is_idempotent_and_the_models_match_the_migrations(engine: Engine) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
-
     from sqlalchemy import MetaData
 
     from engine.persistence import Base
@@ -488,3 +487,17 @@ def test_decimals_and_dates_from_handlers_survive_storage_and_show_as_text(
         "value": {"$decimal": "1200.50"},
         "on": {"$date": "2026-11-02"},
     }
+
+
+def test_a_service_task_without_result_variable_merges_its_result(
+    engine: Engine, tmp_path: Path
+) -> None:
+    source = (BPMN / "review_call.bpmn").read_text()
+    path = tmp_path / "review_call.bpmn"
+    path.write_text(source.replace(' resultVariable="echo"', "").replace('echo["value"]', "value"))
+    engine.deploy([path], actor="owner")
+    engine.start("review_call", {"amount": 6}, business_key="RV-1", actor="ann")
+    engine.complete("RV-1:review", {}, actor="ann")
+    data = engine.show("RV-1").data
+    assert data["value"] == 12  # the handler's field, at the top of the data
+    assert not any(key.startswith("spiff__") for key in data)
