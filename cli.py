@@ -36,6 +36,9 @@ from engine import (
     TaskView,
     parse_time,
 )
+from engine.persistence import normalise_url
+from handlers import desk
+from handlers.store import Folders, services_factory
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,8 +57,20 @@ class Context:
     def engine(self) -> Engine:
         if self._engine is None:
             clock = FixedClock(self.now) if self.now is not None else SystemClock()
-            self._engine = Engine(self.db, registry=Registry.from_entry_points(), clock=clock)
+            self._engine = Engine(
+                self.db,
+                registry=Registry.from_entry_points(),
+                clock=clock,
+                services=services_factory(self.folders),
+            )
         return self._engine
+
+    @property
+    def folders(self) -> Folders:
+        """Where evidence and outbox files go: ARTRETURNS_DATA, else beside the database."""
+        url = normalise_url(self.db)
+        database_file = url.database if url.get_backend_name() == "sqlite" else None
+        return Folders.beside(database_file)
 
 
 class ArtreturnsGroup(click.Group):
@@ -635,6 +650,83 @@ def verify(obj: Context, instance: str) -> None:
         "The stored events were changed after they were written; compare them with a "
         "backup or an export before trusting this instance's history.",
     )
+
+
+@cli.group()
+def orders() -> None:
+    """The orders returns are checked against."""
+
+
+@orders.command(name="import")
+@click.argument("file", type=click.Path(path_type=Path))
+@pass_context
+def orders_import(obj: Context, file: Path) -> None:
+    """Load orders and their artworks from a CSV or JSON FILE (all rows or none)."""
+    done = desk.import_orders(obj.engine, obj.folders, file)
+    click.echo(f"Imported {done.orders} order(s) with {done.artworks} artwork(s) from {file.name}.")
+
+
+@cli.command()
+@click.option("--order", "order_number", required=True, help="The order number.")
+@click.option(
+    "--artwork",
+    "artwork_ids",
+    multiple=True,
+    required=True,
+    help="An artwork of the order (repeat for several, e.g. both panels of a diptych).",
+)
+@click.option("--type", "request_type", type=click.Choice(desk.TYPES), required=True)
+@click.option("--reason", type=click.Choice(desk.REASONS), required=True)
+@click.option("--description", required=True, help="What the customer says, in their words.")
+@click.option(
+    "--evidence",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A photo, video or document to keep with the return (repeatable).",
+)
+@json_option
+@pass_context
+def apply(
+    obj: Context,
+    order_number: str,
+    artwork_ids: tuple[str, ...],
+    request_type: str,
+    reason: str,
+    description: str,
+    evidence: tuple[Path, ...],
+    as_json: bool,
+) -> None:
+    """Register a customer's return or exchange request and start it.
+
+    The request gets its RMA number (RMA-YYYY-NNNNNN), which names it from then on.
+    """
+    result = desk.apply(
+        obj.engine,
+        obj.folders,
+        order_number=order_number,
+        artwork_ids=artwork_ids,
+        request_type=request_type,
+        reason=reason,
+        description=description,
+        evidence=evidence,
+        actor=obj.actor,
+    )
+    _print_result(result, as_json, "Registered")
+
+
+@cli.group()
+def evidence() -> None:
+    """Photos, videos and documents kept with a return, by their SHA-256."""
+
+
+@evidence.command(name="add")
+@click.argument("rma")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@pass_context
+def evidence_add(obj: Context, rma: str, files: tuple[Path, ...]) -> None:
+    """Keep FILES as evidence of RMA."""
+    for item in desk.add_evidence(obj.engine, obj.folders, rma, files, obj.actor):
+        click.echo(f"{item['sha256'][:12]}  {item['kind']:<8} {item['name']}")
 
 
 @cli.command(name="handlers")

@@ -8,9 +8,19 @@ pyproject.toml publishes under the `artreturns.handlers` entry-point group.
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from handlers import intake
+from handlers import (
+    claims,
+    customer_file,
+    exchange,
+    inspection,
+    intake,
+    notify,
+    payments,
+    rma,
+    shipping,
+)
 
-MODULES = (intake,)
+MODULES = (intake, rma, notify, shipping, inspection, payments, exchange, claims, customer_file)
 
 HANDLERS: Mapping[str, Callable[..., Any]] = {
     operator: fn for module in MODULES for operator, fn in module.HANDLERS.items()

@@ -1,11 +1,14 @@
-"""Intake: checks made when a request is registered."""
+"""Intake: checks made when a request is registered, and the facts the rules read."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from engine.registry import TaskContext
+from handlers.common import HandlerInputError, day, need, services
+from handlers.money import Money
 
 
 def check_completeness(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
@@ -36,6 +39,65 @@ def _blank(value: Any) -> bool:
     return False
 
 
+def facts(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    """Work out the facts the return policy and the approval tiers are decided on.
+
+    Parameters: `request` ({order_number, artwork_ids, type, reason, evidence,
+    reported_at}). The order and its artworks are read from the orders on record.
+    Returns, as process data of their own: jurisdiction, channel, reason, request_type,
+    custom_made, partial_set, auction_lot, authenticity_disclaimer, guarantee_years,
+    days_since_delivery (day 1 is the day after delivery), days_since_sale,
+    damage_photos, currency, amount (the price of the works returned), antique,
+    authenticity.
+    """
+    request = need(params, "request", Mapping)
+    number = str(request.get("order_number") or "")
+    order = services(ctx).orders.get(number)
+    if order is None:
+        raise HandlerInputError(f"order {number!r} is not on record")
+    wanted = list(request.get("artwork_ids") or [])
+    works = [order.artwork(str(artwork_id)) for artwork_id in wanted]
+    if not works or any(work is None for work in works):
+        raise HandlerInputError(f"the request names artworks {wanted} that order {number} lacks")
+    chosen = [work for work in works if work is not None]
+    reported = day(request.get("reported_at") or ctx.now)
+    delivered = order.delivered_at or order.sold_at
+    sets = {w.flags.get("set_id") for w in chosen if w.flags.get("indivisible_set")}
+    partial = any(
+        {a.artwork_id for a in order.artworks if a.flags.get("set_id") == set_id}
+        - {w.artwork_id for w in chosen}
+        for set_id in sets
+    )
+    total = Money.zero(order.currency)
+    for work in chosen:
+        total = total + work.price
+    evidence = request.get("evidence") or []
+    reason = str(request.get("reason") or "")
+    return {
+        "jurisdiction": order.jurisdiction,
+        "channel": order.channel,
+        "reason": reason,
+        "request_type": str(request.get("type") or "return"),
+        "custom_made": any(bool(w.flags.get("custom_made")) for w in chosen),
+        "partial_set": partial,
+        "auction_lot": any(bool(w.flags.get("auction_lot")) for w in chosen),
+        "authenticity_disclaimer": any(
+            bool(w.flags.get("authenticity_disclaimer")) for w in chosen
+        ),
+        "guarantee_years": max(int(w.flags.get("guarantee_years") or 0) for w in chosen),
+        "days_since_delivery": (reported - delivered).days,
+        "days_since_sale": (reported - order.sold_at).days,
+        "damage_photos": sum(
+            1 for e in evidence if isinstance(e, Mapping) and e.get("kind") == "photo"
+        ),
+        "currency": order.currency,
+        "amount": Decimal(total.amount),
+        "antique": any(w.category == "antique" for w in chosen),
+        "authenticity": reason == "authenticity",
+    }
+
+
 HANDLERS = {
     "intake.check_completeness": check_completeness,
+    "intake.facts": facts,
 }

@@ -1,0 +1,138 @@
+"""The returns desk: what customer service does before and around a process instance.
+
+Loading orders, registering a customer's application (which allocates its RMA number,
+stores the evidence and starts `return_request`), adding evidence later. The command line
+calls these; they use the engine's public API and the store's services.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine import CommandResult, Engine, InputError, NotFoundError
+from handlers.money import MoneyError
+from handlers.store import Folders, Services
+from handlers.store.evidence import EvidenceError
+from handlers.store.orders import OrderImportError, parse_file, validate
+
+PROCESS = "return_request"
+TYPES = ("return", "exchange")
+REASONS = ("no_reason", "defective", "not_as_described", "transit_damage", "authenticity")
+
+
+@dataclass(frozen=True)
+class Imported:
+    orders: int
+    artworks: int
+
+
+def import_orders(engine: Engine, folders: Folders, path: Path) -> Imported:
+    """Load orders from a CSV or JSON file; nothing is stored when any row is wrong."""
+    if not path.is_file():
+        raise InputError(f"no such file: {path}", "Give a .csv or .json file of orders.")
+    try:
+        validated = validate(parse_file(path.name, path.read_bytes()))
+    except OrderImportError as exc:
+        raise InputError(
+            f"{path.name}: {len(exc.problems)} problem(s), nothing imported: "
+            + "; ".join(exc.problems[:10]),
+            "Fix the rows named and import the file again.",
+        ) from exc
+    with engine.db.connect() as conn:
+        count = Services(conn, folders, engine.clock.now()).orders.store(validated)
+    return Imported(*count)
+
+
+def apply(
+    engine: Engine,
+    folders: Folders,
+    *,
+    order_number: str,
+    artwork_ids: Sequence[str],
+    request_type: str,
+    reason: str,
+    description: str,
+    evidence: Sequence[Path] = (),
+    actor: str,
+) -> CommandResult:
+    """Register a customer's return or exchange: check the order, allocate the RMA
+    number, keep the evidence, start `return_request` under that number."""
+    if request_type not in TYPES:
+        raise InputError(f"type {request_type!r} is not one of {', '.join(TYPES)}")
+    if reason not in REASONS:
+        close = difflib.get_close_matches(reason, REASONS, n=1)
+        raise InputError(
+            f"reason {reason!r} is not one of {', '.join(REASONS)}",
+            f"Did you mean '{close[0]}'?" if close else None,
+        )
+    if not artwork_ids:
+        raise InputError("name at least one artwork with --artwork")
+    now = engine.clock.now()
+    with engine.db.connect() as conn:
+        services = Services(conn, folders, now)
+        order = services.orders.get(order_number)
+        if order is None:
+            raise NotFoundError(
+                f"no order {order_number!r} on record",
+                "Load orders with `artreturns orders import FILE`.",
+            )
+        known = [a.artwork_id for a in order.artworks]
+        unknown = [a for a in artwork_ids if a not in known]
+        if unknown:
+            raise InputError(
+                f"order {order_number} has no artwork {unknown[0]!r}",
+                f"Its artworks are: {', '.join(known)}.",
+            )
+        works = [order.artwork(a) for a in artwork_ids]
+        rma = services.numbers.allocate(order_number)
+        stored = []
+        for path in evidence:
+            try:
+                item = services.evidence.add(rma, Path(path), actor)
+            except (EvidenceError, OSError) as exc:
+                raise InputError(f"evidence {path}: {exc}") from exc
+            stored.append({"name": item.name, "sha256": item.sha256, "kind": item.kind})
+    artworks = [w.as_data() for w in works if w is not None]
+    data: dict[str, Any] = {
+        "rma": rma,
+        "request": {
+            "order_number": order_number,
+            "artwork_ids": list(artwork_ids),
+            "type": request_type,
+            "reason": reason,
+            "description": description,
+            "evidence": stored,
+            "reported_at": now.isoformat(),
+        },
+        "order": order.as_data(),
+        "customer": dict(order.customer),
+        "artworks": artworks,
+        "artwork": artworks[0],
+    }
+    try:
+        return engine.start(PROCESS, data, business_key=rma, actor=actor)
+    except Exception:
+        with engine.db.connect() as conn:
+            Services(conn, folders, now).numbers.set_status(rma, "void")
+        raise
+
+
+def add_evidence(
+    engine: Engine, folders: Folders, rma: str, files: Sequence[Path], actor: str
+) -> list[dict[str, Any]]:
+    """Keep more evidence for a return (inspection photos, reports), with their hashes."""
+    engine.show(rma)  # the return must exist
+    added = []
+    with engine.db.connect() as conn:
+        services = Services(conn, folders, engine.clock.now())
+        for path in files:
+            try:
+                item = services.evidence.add(rma, Path(path), actor)
+            except (EvidenceError, OSError, MoneyError) as exc:
+                raise InputError(f"evidence {path}: {exc}") from exc
+            added.append({"name": item.name, "sha256": item.sha256, "kind": item.kind})
+    return added

@@ -1,0 +1,48 @@
+"""Exchanges: the difference between the work returned and its replacement."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from engine.registry import TaskContext
+from handlers.common import HandlerInputError, need
+from handlers.money import Money
+
+
+def price_difference(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    """Work out who pays what when a work is exchanged.
+
+    Parameters: `artworks` (returned), `replacement` ({artwork_id, title, artist,
+    price}). Returns `exchange` {difference, direction (customer_pays, refund or even),
+    amount (what changes hands, never negative)}.
+    """
+    artworks = need(params, "artworks", list)
+    replacement = need(params, "replacement", Mapping)
+    new_price = Money.from_data(replacement.get("price"))
+    returned = Money.zero(new_price.currency)
+    for work in artworks:
+        price = Money.from_data(work.get("price"))
+        if price.currency != new_price.currency:
+            raise HandlerInputError(
+                f"the replacement is priced in {new_price.currency}, the work returned in "
+                f"{price.currency}"
+            )
+        returned = returned + price
+    difference = new_price - returned
+    direction = (
+        "customer_pays"
+        if difference.is_positive
+        else ("refund" if difference.amount < 0 else "even")
+    )
+    amount = difference if difference.amount >= 0 else -difference
+    return {
+        "exchange": {
+            "difference": difference.as_data(),
+            "direction": direction,
+            "amount": amount.as_data(),
+        }
+    }
+
+
+HANDLERS = {"exchange.price_difference": price_difference}

@@ -1,0 +1,157 @@
+"""Refunds and payments: the amount worked out, confirmed, paid once through the ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from engine.registry import BpmnError, TaskContext
+from handlers.common import HandlerInputError, day, need, rma_of, services
+from handlers.money import Money
+
+#: Sales of at least this much are refunded only to the original payer (EU AMLD5).
+ORIGINAL_PAYER_ONLY = {"EUR": Decimal(10000)}
+#: Days before the refund deadline at which an unpaid refund escalates.
+ESCALATE_DAYS_BEFORE = 2
+#: Days the money takes to arrive, as told to the customer.
+ARRIVES_WITHIN_DAYS = {"original_payment": 5, "bank_transfer": 3, "store_credit": 0}
+
+
+def compute_refund(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    """Work out the refund: price, restocking fee, shipping refunded, deductions, deadline.
+
+    Parameters: `artworks`, `order`, `request`, `restocking_rate` (text decimal),
+    `seller_pays_return`, `jurisdiction`, `reason`, `inspection` (its `deduction`),
+    `refund_deadline_days`, `refund_clock` ("receipt" or "notice"), `received_at`.
+    Returns `refund` {amount, breakdown, deadline, escalate_at, channel,
+    original_payer_only}.
+    """
+    artworks = need(params, "artworks", list)
+    order = need(params, "order", Mapping)
+    currency = str(order.get("currency"))
+    price = Money.zero(currency)
+    for work in artworks:
+        price = price + Money.from_data(work.get("price"))
+    rate = Decimal(str(params.get("restocking_rate") or "0"))
+    if not Decimal(0) <= rate <= Decimal(1):
+        raise HandlerInputError(f"restocking rate {rate} is not between 0 and 1")
+    restocking = price.times(rate)
+    seller_at_fault = bool(params.get("seller_pays_return"))
+    eu_withdrawal = params.get("jurisdiction") == "EU" and params.get("reason") == "no_reason"
+    shipping = (
+        Money.from_data(order.get("shipping_charge"))
+        if seller_at_fault or eu_withdrawal
+        else Money.zero(currency)
+    )
+    inspection = params.get("inspection") or {}
+    deduction = (
+        Money.from_data(inspection["deduction"])
+        if isinstance(inspection, Mapping) and inspection.get("deduction")
+        else Money.zero(currency)
+    )
+    amount = price - restocking + shipping - deduction
+    if not amount.is_positive:
+        raise HandlerInputError(f"the refund would be {amount}: check the deductions")
+    clock = params.get("refund_clock") or "receipt"
+    started = (
+        day((params.get("request") or {}).get("reported_at"))
+        if clock == "notice"
+        else day(params.get("received_at") or ctx.now)
+    )
+    deadline = started + timedelta(days=int(params.get("refund_deadline_days") or 14))
+    escalate_at = datetime.combine(deadline - timedelta(days=ESCALATE_DAYS_BEFORE), time(0, 0), UTC)
+    threshold = ORIGINAL_PAYER_ONLY.get(currency)
+    return {
+        "refund": {
+            "amount": amount.as_data(),
+            "breakdown": {
+                "price": price.as_data(),
+                "restocking_fee": restocking.as_data(),
+                "shipping_refunded": shipping.as_data(),
+                "deduction": deduction.as_data(),
+            },
+            "deadline": deadline.isoformat(),
+            "escalate_at": escalate_at.isoformat(),
+            "channel": "original_payment",
+            "original_payer_only": threshold is not None and price.amount >= threshold,
+        }
+    }
+
+
+def refund(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    """Pay the refund once, through the ledger, under this task's idempotency key.
+
+    Parameters: `rma`, `refund` (the computed refund), `confirmation` (finance's form:
+    amount, channel), `order` (its payer), `inspection`, `dispute_outcome`. Throws
+    `refund_blocked` while an inspection says mismatch and no dispute decided a refund,
+    and `channel_not_allowed` for a channel the sale may not be refunded to. Returns
+    `refunded` {reference, amount, channel, paid_at, expected_by}.
+    """
+    computed = need(params, "refund", Mapping)
+    confirmation = params.get("confirmation") or {}
+    inspection = params.get("inspection") or {}
+    if inspection.get("outcome") == "mismatch" and params.get("dispute_outcome") != "refund":
+        raise BpmnError(
+            "refund_blocked", "the inspection found a mismatch and no dispute decided a refund"
+        )
+    amount = Money.from_data(confirmation.get("amount") or computed["amount"])
+    channel = str(confirmation.get("channel") or computed.get("channel") or "original_payment")
+    if computed.get("original_payer_only") and channel != "original_payment":
+        raise BpmnError(
+            "channel_not_allowed",
+            "sales of EUR 10,000 or more are refunded only to the original payer",
+        )
+    order = need(params, "order", Mapping)
+    entry = services(ctx).ledger.pay(
+        key=ctx.idempotency_key,
+        rma=rma_of(params, ctx),
+        kind="store_credit" if channel == "store_credit" else "refund",
+        amount=amount,
+        channel=channel,
+        payer=str(order.get("payer") or ""),
+    )
+    expected = entry.created_at + timedelta(days=ARRIVES_WITHIN_DAYS.get(channel, 5))
+    return {
+        "refunded": {
+            "reference": entry.reference,
+            "amount": entry.amount.as_data(),
+            "channel": entry.channel,
+            "paid_at": entry.created_at.isoformat(),
+            "expected_by": expected.date().isoformat(),
+        }
+    }
+
+
+def record_charge(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    """Record the customer's payment of an exchange's price difference, once.
+
+    Parameters: `rma`, `exchange` ({amount}), `payment` (the message: {reference}),
+    `order`. The amount paid must be the difference asked for. Returns `charged`
+    {reference, amount}.
+    """
+    exchange = need(params, "exchange", Mapping)
+    expected = Money.from_data(exchange.get("amount"))
+    payment = params.get("payment") or {}
+    if payment.get("amount"):
+        paid = Money.from_data(payment["amount"])
+        if paid != expected:
+            raise HandlerInputError(f"the customer paid {paid}, the difference is {expected}")
+    order = need(params, "order", Mapping)
+    entry = services(ctx).ledger.pay(
+        key=ctx.idempotency_key,
+        rma=rma_of(params, ctx),
+        kind="charge",
+        amount=expected,
+        channel="original_payment",
+        payer=str(order.get("payer") or ""),
+    )
+    return {"charged": {"reference": entry.reference, "amount": entry.amount.as_data()}}
+
+
+HANDLERS = {
+    "payments.compute_refund": compute_refund,
+    "payments.refund": refund,
+    "payments.record_charge": record_charge,
+}

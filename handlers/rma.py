@@ -1,0 +1,40 @@
+"""RMA tickets: opened when a request is accepted for handling, closed with its outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from engine.registry import TaskContext
+from handlers.common import HandlerInputError, need, rma_of, services
+
+OUTCOMES = ("open", "declined", "rejected", "lapsed", "closed", "withdrawn")
+
+
+def open_ticket(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    """Open the return's RMA ticket (its number was given at intake).
+
+    Parameters: `rma` (defaults to the instance's business key). Returns `rma_status`.
+    """
+    rma = rma_of(params, ctx)
+    if not services(ctx).numbers.set_status(rma, "open"):
+        raise HandlerInputError(f"{rma} was never issued; start returns with `artreturns apply`")
+    return {"rma_status": "open"}
+
+
+def close_ticket(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    """Close the RMA ticket with the return's outcome.
+
+    Parameters: `rma`, `outcome` (declined, rejected, lapsed, closed or withdrawn).
+    Returns `rma_status`.
+    """
+    rma = rma_of(params, ctx)
+    outcome = need(params, "outcome", str)
+    if outcome not in OUTCOMES:
+        raise HandlerInputError(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
+    if not services(ctx).numbers.set_status(rma, outcome):
+        raise HandlerInputError(f"{rma} was never issued")
+    return {"rma_status": outcome}
+
+
+HANDLERS = {"rma.open": open_ticket, "rma.close": close_ticket}
