@@ -40,9 +40,7 @@ def customer(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
         "rma": rma,
         "order_number": order_number or None,
         "artwork": (
-            {"title": artwork.get("title"), "artist": artwork.get("artist")}
-            if artwork
-            else None
+            {"title": artwork.get("title"), "artist": artwork.get("artist")} if artwork else None
         ),
         "house": {"name": HOUSE["name"], "email": HOUSE["email"], "phone": HOUSE["phone"]},
         **details,
