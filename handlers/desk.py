@@ -8,7 +8,7 @@ calls these; they use the engine's public API and the store's services.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,9 +58,14 @@ def apply(
     description: str,
     evidence: Sequence[Path] = (),
     actor: str,
+    process: str = PROCESS,
+    extra: Mapping[str, Any] | None = None,
 ) -> CommandResult:
     """Register a customer's return or exchange: check the order, allocate the RMA
-    number, keep the evidence, start `return_request` under that number."""
+    number, keep the evidence, start `return_request` under that number.
+
+    `process` and `extra` start another flow with the same data (plus `extra`): tests
+    use them to run one part of the procedure on its own."""
     if request_type not in TYPES:
         raise InputError(f"type {request_type!r} is not one of {', '.join(TYPES)}")
     if reason not in REASONS:
@@ -112,9 +117,10 @@ def apply(
         "customer": dict(order.customer),
         "artworks": artworks,
         "artwork": artworks[0],
+        **(extra or {}),
     }
     try:
-        return engine.start(PROCESS, data, business_key=rma, actor=actor)
+        return engine.start(process, data, business_key=rma, actor=actor)
     except Exception:
         with engine.db.connect() as conn:
             Services(conn, folders, now).numbers.set_status(rma, "void")
