@@ -197,13 +197,16 @@ def _task_table(tasks: Iterable[TaskView], title: str | None = None) -> Table:
         state = task.state
         if task.state == "FAILED":
             state = f"FAILED ({task.attempts}x)"
+        due = _time(task.due_at)
+        if task.escalated_to:
+            due = f"{due} overdue, escalated to {task.escalated_to}"
         table.add_row(
             task.short_id,
             task.business_key or f"#{task.instance_id}",
             f"{task.name} [{task.bpmn_id}]",
             task.role or "",
             state,
-            _time(task.due_at),
+            due,
             _time(task.created_at),
         )
     return table

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import Connection, bindparam, func, or_, select
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
@@ -469,7 +469,8 @@ class Engine:
                 .where(TaskRecord.state.in_(states), TaskRecord.kind.in_(kinds))
             )
             if role is not None:
-                query = query.where(TaskRecord.role == role)
+                # A role's worklist holds its own tasks and those escalated to it.
+                query = query.where(or_(TaskRecord.role == role, TaskRecord.escalated_to == role))
             if instance is not None:
                 query = query.where(
                     TaskRecord.instance_id == self._find_instance(session, instance).id

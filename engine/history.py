@@ -35,6 +35,7 @@ class EventKind:
     COMPLETED = "completed"
     COMMENT = "comment"
     DENIED = "denied"
+    ESCALATED = "escalated"
 
 
 @dataclass(slots=True)

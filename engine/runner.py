@@ -109,13 +109,22 @@ _TASK_COLUMNS = (
     "operator",
     "four_eyes",
     "due_at",
+    "escalated_to",
     "created_at",
     "ended_at",
     "completed_by",
     "attempts",
     "error",
 )
-_TASK_CHANGES = ("state", "due_at", "attempts", "error", "ended_at", "completed_by")
+_TASK_CHANGES = (
+    "state",
+    "due_at",
+    "escalated_to",
+    "attempts",
+    "error",
+    "ended_at",
+    "completed_by",
+)
 _UPSERT_TASK = writes.upsert(
     "task", _TASK_COLUMNS, "id", _TASK_CHANGES, ("due_at", "created_at", "ended_at")
 )
@@ -493,6 +502,18 @@ class Work:
         if run.completed and not self._was_completed and not self.cancelled:
             self.record_event(EventKind.COMPLETED, {})
         after = [] if self.cancelled else run.open_tasks()
+        for task in after:
+            previous = self.before.get(task.id)
+            if task.escalated_to and (previous is None or not previous.escalated_to):
+                self.record_event(
+                    EventKind.ESCALATED,
+                    {
+                        "role": task.escalated_to,
+                        "due_at": task.due_at.isoformat() if task.due_at else None,
+                        "ref": task.ref.as_dict(),
+                    },
+                    task,
+                )
 
         revision = row.revision
         row.state = run.dump()
@@ -612,6 +633,7 @@ class Work:
                 if (
                     before_state != state
                     or previous.due_at != task.due_at
+                    or previous.escalated_to != task.escalated_to
                     or task.id in self.failures
                 ):
                     self._rows.append(values)
@@ -644,6 +666,7 @@ class Work:
             "operator": task.operator,
             "four_eyes": task.four_eyes,
             "due_at": task.due_at,
+            "escalated_to": task.escalated_to,
             "created_at": self.now,
             "ended_at": None,
             "completed_by": None,
@@ -682,6 +705,7 @@ def _view(values: Mapping[str, Any], business_key: str | None) -> TaskView:
         state=values["state"],
         operator=values["operator"],
         due_at=values["due_at"],
+        escalated_to=values["escalated_to"],
         created_at=values["created_at"],
         ended_at=values["ended_at"],
         completed_by=values["completed_by"],

@@ -44,6 +44,8 @@ class TaskView(_View):
     state: str
     operator: str | None
     due_at: datetime | None
+    #: The supervisor role the task was escalated to when its due time passed.
+    escalated_to: str | None
     #: None in a command's result for tasks that were already open before it.
     created_at: datetime | None
     ended_at: datetime | None
@@ -65,6 +67,7 @@ class TaskView(_View):
             state=record.state,
             operator=record.operator,
             due_at=record.due_at,
+            escalated_to=record.escalated_to,
             created_at=record.created_at,
             ended_at=record.ended_at,
             completed_by=record.completed_by,

@@ -138,6 +138,7 @@ class TaskRecord(Base):
     __table_args__ = (
         Index("ix_task_state_role", "state", "role"),
         Index("ix_task_instance_state", "instance_id", "state"),
+        Index("ix_task_state_escalated", "state", "escalated_to"),
         # Keyed by the task's id: on SQLite one b-tree instead of a rowid table plus
         # an index on the id, so each change writes fewer pages.
         {"sqlite_with_rowid": False},
@@ -153,6 +154,8 @@ class TaskRecord(Base):
     operator: Mapped[str | None] = mapped_column(String(200))
     four_eyes: Mapped[str | None] = mapped_column(String(100))
     due_at: Mapped[datetime | None]
+    #: The supervisor role an overdue task was escalated to (it stays open for its role).
+    escalated_to: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
     completed_by: Mapped[str | None] = mapped_column(String(200))

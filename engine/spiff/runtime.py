@@ -18,6 +18,9 @@ from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import (
+    EscalationEventDefinition,
+)
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition as _BaseMsg
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
@@ -68,6 +71,9 @@ class OpenTask:
     operator: str | None = None
     #: Tasks with the same four-eyes group must be completed by different people.
     four_eyes: str | None = None
+    #: The role an overdue user task was escalated to: a boundary timer on it fired and
+    #: led to an escalation end event whose code names the role.
+    escalated_to: str | None = None
 
 
 @dataclass(slots=True)
@@ -223,19 +229,25 @@ class Run:
         if kind == "timer":
             return self.timer_due(task)
         if kind in ("user", "manual"):
-            # The earliest timer on the task's boundary is its deadline.
-            parent = task.parent
-            if parent is None or not isinstance(parent.task_spec, BoundaryEventSplit):
-                return None
+            # The earliest timer on the task's boundary is its deadline; it stays the
+            # deadline after it fired (the task is then overdue).
             dues = [
                 self.timer_due(sibling)
-                for sibling in parent.children
-                if sibling is not task
-                and sibling.state == TaskState.WAITING
-                and _timer_like(sibling.task_spec)
+                for sibling in _boundary_timers(task)
+                if sibling.state in (TaskState.WAITING, TaskState.COMPLETED)
             ]
             known = [d for d in dues if d is not None]
             return min(known) if known else None
+        return None
+
+    def _escalated_to(self, task: Any, kind: str) -> str | None:
+        if kind not in ("user", "manual"):
+            return None
+        for sibling in _boundary_timers(task):
+            if sibling.state == TaskState.COMPLETED:
+                code = _escalation_code(sibling.task_spec)
+                if code:
+                    return code
         return None
 
     def next_timer(self) -> datetime | None:
@@ -439,6 +451,15 @@ class Run:
         with clock(self._now):
             self._wf.refresh_timers()
             self._wf.do_engine_steps()
+        # An escalation nothing in the diagram catches is the engine's to handle (it
+        # marks the overdue task, see `escalated_to`); the library would otherwise keep
+        # it, with a copy of the task's data, as an outgoing event in the saved state.
+        if self._wf.bpmn_events:
+            self._wf.bpmn_events = [
+                e
+                for e in self._wf.bpmn_events
+                if not isinstance(e.event_definition, EscalationEventDefinition)
+            ]
 
     def _guard(self, fn: Callable[[], Any], what: str) -> None:
         try:
@@ -512,6 +533,7 @@ class Run:
                     due_at=self._due_at(task, kind),
                     operator=spec.operation_name if kind == "service" else None,
                     four_eyes=_four_eyes(spec),
+                    escalated_to=self._escalated_to(task, kind),
                 )
             )
         top = self._wf
@@ -542,6 +564,23 @@ def _four_eyes(task_spec: Any) -> str | None:
     properties = (getattr(task_spec, "extensions", None) or {}).get("properties") or {}
     group = properties.get("four_eyes")
     return str(group) if group else None
+
+
+def _boundary_timers(task: Any) -> list[Any]:
+    """The timer events attached to a task's boundary (its siblings under the split)."""
+    parent = task.parent
+    if parent is None or not isinstance(parent.task_spec, BoundaryEventSplit):
+        return []
+    return [s for s in parent.children if s is not task and _timer_like(s.task_spec)]
+
+
+def _escalation_code(timer_spec: Any) -> str | None:
+    """The escalation code of the event a boundary timer leads straight to, if any."""
+    for following in timer_spec.outputs:
+        definition = getattr(following, "event_definition", None)
+        if isinstance(definition, EscalationEventDefinition) and definition.code:
+            return str(definition.code)
+    return None
 
 
 def _timer_like(task_spec: Any) -> bool:

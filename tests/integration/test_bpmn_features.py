@@ -7,13 +7,16 @@ history in order), the data produced, and that the history's hash chain is intac
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 from support import T0, Recorder, clock_of, fixture
 
 from engine import Engine, InvalidStateError, ProcessValidationError, TaskNotFoundError
+from engine.persistence import InstanceRecord
 from engine.views import InstanceView
 
 ACTOR = "ann"
@@ -572,3 +575,58 @@ def test_standard_loop_repeats_the_task_until_its_condition_is_false(engine: Eng
         "refund",
     ]
     done(engine, "L-1")
+
+
+def test_an_overdue_task_escalates_to_the_supervisor_role_and_stays_open(engine: Engine) -> None:
+    deploy(engine, "escalate_review.bpmn")
+    clock = clock_of(engine)
+    engine.start("escalate_review", {}, business_key="E-1", actor=ACTOR)
+    due = T0 + timedelta(days=2)
+    [review] = engine.tasks(instance="E-1")
+    assert (review.role, review.due_at, review.escalated_to) == ("clerk", due, None)
+    assert engine.tasks(role="clerk_supervisor") == []
+
+    clock.set(due + timedelta(hours=1))
+    [fired] = engine.run_due(actor="timer")
+    assert fired.result is not None
+    [escalated] = [e for e in fired.result.events if e.kind == "escalated"]
+    assert (escalated.bpmn_id, escalated.data["role"]) == ("review", "clerk_supervisor")
+    assert escalated.data["due_at"] == due.isoformat()
+
+    # Open for its own role and in the supervisor's worklist; the deadline is kept.
+    [own] = engine.tasks(role="clerk")
+    [supervisor] = engine.tasks(role="clerk_supervisor")
+    assert own.id == supervisor.id == review.id
+    assert (own.due_at, own.escalated_to) == (due, "clerk_supervisor")
+    assert engine.run_due(actor="timer") == []  # it escalates once
+
+    engine.complete(review.id, {}, actor=ACTOR)
+    assert engine.show("E-1").status == "completed"
+    assert engine.tasks(role="clerk_supervisor") == []
+    assert trail(engine, "E-1") == [
+        ("started", None),
+        ("timer_fired", None),
+        ("escalated", "review"),
+        ("task_completed", "review"),
+        ("completed", None),
+    ]
+
+
+def test_an_escalation_in_a_called_process_neither_blocks_nor_piles_up(engine: Engine) -> None:
+    deploy(engine, "escalate_review.bpmn", "escalate_call.bpmn")
+    clock = clock_of(engine)
+    engine.start("escalate_call", {"note": "x" * 1000}, business_key="E-2", actor=ACTOR)
+    clock.set(T0 + timedelta(days=3))
+    engine.run_due(actor="timer")
+    [review] = engine.tasks(role="clerk_supervisor")
+    assert (review.bpmn_id, review.escalated_to) == ("review", "clerk_supervisor")
+    with engine.db.read() as session:
+        state = session.scalar(
+            select(InstanceRecord.state).where(InstanceRecord.business_key == "E-2")
+        )
+    # The library keeps an escalation nothing catches, with a copy of the data, as an
+    # outgoing event in the saved state; the engine drops it once the task is marked.
+    assert state is not None
+    assert json.loads(state)["bpmn_events"] == []
+    engine.complete(review.id, {}, actor=ACTOR)
+    assert open_steps(engine.show("E-2")) == ["after"]
