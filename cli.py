@@ -312,8 +312,9 @@ def init(obj: Context) -> None:
 def deploy(obj: Context, paths: tuple[str, ...], as_json: bool) -> None:
     """Validate diagrams and deploy each changed process as a new version.
 
-    PATHS are .bpmn/.dmn files or folders (default: processes/). Nothing is deployed
-    when any file fails validation.
+    PATHS are .bpmn/.dmn files or folders (default: processes/), with the roles.toml
+    that declares the roles lanes may name. Nothing is deployed when any file fails
+    validation.
     """
     deployed = obj.engine.deploy(paths or ("processes",), actor=obj.actor)
     if as_json:
@@ -322,16 +323,42 @@ def deploy(obj: Context, paths: tuple[str, ...], as_json: bool) -> None:
     for item in deployed:
         change = "deployed as" if item.created else "unchanged at"
         click.echo(f"{item.process_id}: {change} version {item.version}  ({item.name})")
+    roles = obj.engine.roles()
+    if roles is not None:
+        click.echo(f"roles: {len(roles.roles)} declared, lanes checked against them")
 
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @pass_context
 def validate(obj: Context, paths: tuple[str, ...]) -> None:
-    """Check diagrams without deploying them (default: processes/)."""
+    """Check diagrams without deploying them (default: processes/).
+
+    Lanes are checked against the roles.toml among PATHS, else against the roles
+    deployed to the database, if any."""
     checked = obj.engine.validate(paths or ("processes",))
     for item in checked:
         click.echo(f"{item.process_id}: ok  ({item.name})")
+
+
+@cli.command(name="roles")
+@json_option
+@pass_context
+def roles_command(obj: Context, as_json: bool) -> None:
+    """List the roles deployed with the diagrams (from roles.toml) and their supervisors."""
+    roles = obj.engine.roles()
+    if as_json:
+        _echo_json(roles.as_data() if roles is not None else [])
+        return
+    if roles is None:
+        click.echo("No roles deployed. Deploy a folder with a roles.toml: `artreturns deploy`.")
+        return
+    table = Table(header_style="bold")
+    for column in ("role", "title", "does", "overdue tasks go to"):
+        table.add_column(column)
+    for role in roles.roles:
+        table.add_row(role.name, role.title, role.does, role.supervisor)
+    _console().print(table)
 
 
 @cli.command()

@@ -32,6 +32,7 @@ from engine.errors import (
 from engine.history import Break, EventKind
 from engine.persistence import DEFAULT_DB, Database
 from engine.registry import BpmnError, Handler, Registry, TaskContext
+from engine.roles import Role, Roles
 from engine.runner import Settings
 from engine.views import (
     CommandResult,
@@ -78,6 +79,8 @@ __all__ = [
     "ProcessValidationError",
     "ProcessView",
     "Registry",
+    "Role",
+    "Roles",
     "Settings",
     "SystemClock",
     "TaskContext",

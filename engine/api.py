@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
 from engine import definitions
+from engine.canonical import canonical_json, sha256_hex
 from engine.clock import Clock, SystemClock
 from engine.errors import (
     AmbiguousReferenceError,
@@ -40,9 +41,11 @@ from engine.persistence import (
     DefinitionRecord,
     EventRecord,
     InstanceRecord,
+    RoleSetRecord,
     TaskRecord,
 )
 from engine.registry import Registry
+from engine.roles import Roles
 from engine.runner import (
     INSTANCE,
     OPEN_STATES,
@@ -131,25 +134,67 @@ class Engine:
 
     # -- definitions ---------------------------------------------------------------
 
-    def validate(self, paths: Iterable[str | Path]) -> list[DeployView]:
-        """Check diagrams without deploying them; raise ProcessValidationError."""
+    def validate(
+        self, paths: Iterable[str | Path], *, stored_roles: bool = True
+    ) -> list[DeployView]:
+        """Check diagrams without deploying them; raise ProcessValidationError.
+
+        Lanes are checked against the roles file among the paths, else (with
+        `stored_roles`) against the roles last deployed to this database, if any."""
+        paths = list(paths)
         files = definitions.collect_files(paths)
-        compilation = definitions.validate(files, self.registry, deploying=False)
+        roles, problems = definitions.find_roles(paths)
+        if roles is None and not problems and stored_roles:
+            roles = self._stored_roles_if_any()
+        compilation = definitions.validate(
+            files, self.registry, deploying=False, roles=roles, role_problems=problems
+        )
         return [
             DeployView(p.process_id, 0, p.name, False, p.content_hash)
             for p in compilation.processes.values()
         ]
 
     def deploy(self, paths: Iterable[str | Path], actor: str) -> list[DeployView]:
-        """Validate diagrams and store each changed process as a new version."""
+        """Validate diagrams and store each changed process as a new version.
+
+        A roles file among the paths is checked and deployed with them; without one,
+        lanes are checked against the roles deployed before (if any were)."""
+        paths = list(paths)
         files = definitions.collect_files(paths)
-        compilation = definitions.validate(files, self.registry, deploying=True)
+        roles, problems = definitions.find_roles(paths)
+        given = roles is not None
+        if not given and not problems:
+            roles = self.roles()
+        compilation = definitions.validate(
+            files, self.registry, deploying=True, roles=roles, role_problems=problems
+        )
         now = self.clock.now()
         with self.db.transaction() as session:
+            if given and roles is not None:
+                _store_roles(session, roles, actor, now)
             deployed = definitions.store(session, compilation, files, actor, now)
         return [
             DeployView(d.process_id, d.version, d.name, d.created, d.content_hash) for d in deployed
         ]
+
+    def roles(self) -> Roles | None:
+        """The roles deployed last (None when no roles file was ever deployed)."""
+        with self.db.read() as session:
+            record = session.scalars(
+                select(RoleSetRecord).order_by(RoleSetRecord.id.desc()).limit(1)
+            ).first()
+            return Roles.from_data(list(record.roles)) if record is not None else None
+
+    def _stored_roles_if_any(self) -> Roles | None:
+        """Stored roles for `validate`, which must also work without a database (and
+        must not create a SQLite file by looking)."""
+        database = self.db.url.database
+        if self.db.is_sqlite and (not database or not Path(database).is_file()):
+            return None
+        try:
+            return self.roles()
+        except EngineError:
+            return None
 
     def processes(self, all_versions: bool = False) -> list[ProcessView]:
         with self.db.read() as session:
@@ -645,6 +690,17 @@ class Engine:
                 "Give more characters of the id.",
             )
         return str(rows[0]["task_id"]), InstanceRow.from_mapping(rows[0])
+
+
+def _store_roles(session: Session, roles: Roles, actor: str, now: datetime) -> None:
+    """Keep a roles file when it differs from the one deployed last."""
+    data = roles.as_data()
+    digest = sha256_hex(canonical_json(data))
+    latest = session.scalars(
+        select(RoleSetRecord).order_by(RoleSetRecord.id.desc()).limit(1)
+    ).first()
+    if latest is None or latest.sha256 != digest:
+        session.add(RoleSetRecord(sha256=digest, roles=data, deployed_at=now, deployed_by=actor))
 
 
 def _require_mapping(value: Any, what: str) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from engine.errors import (
 )
 from engine.persistence import DefinitionRecord, SourceFileRecord
 from engine.registry import Registry
+from engine.roles import ROLES_FILE, Roles, parse_roles
 from engine.spiff import (
     SERIALIZER_VERSION,
     Compilation,
@@ -57,7 +58,8 @@ def collect_files(paths: Iterable[str | Path]) -> list[SourceFile]:
                 )
             )
         elif path.is_file():
-            found.append(path)
+            if path.name != ROLES_FILE:  # read by find_roles
+                found.append(path)
         elif path.exists():
             raise InputError(
                 f"{path} is not a regular file", "Give .bpmn or .dmn files, or folders."
@@ -92,11 +94,42 @@ def collect_files(paths: Iterable[str | Path]) -> list[SourceFile]:
     return files
 
 
-def check(compilation: Compilation, registry: Registry) -> list[Problem]:
+def find_roles(paths: Iterable[str | Path]) -> tuple[Roles | None, list[Problem]]:
+    """The roles file among the paths (named, or in a folder named), read and checked."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob(ROLES_FILE) if p.is_file()))
+        elif path.name == ROLES_FILE and path.is_file():
+            found.append(path)
+    if not found:
+        return None, []
+    if len(found) > 1:
+        raise InputError(
+            f"two roles files: {found[0]} and {found[1]}",
+            "Keep one roles.toml for the diagrams deployed together.",
+        )
+    with found[0].open("rb") as handle:
+        content = handle.read(MAX_DOCUMENT_BYTES + 1)
+    if len(content) > MAX_DOCUMENT_BYTES:
+        return None, [Problem(f"larger than {MAX_DOCUMENT_BYTES:,} bytes", ROLES_FILE)]
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return None, [Problem(f"not UTF-8 text: {exc}", ROLES_FILE)]
+    return parse_roles(text, ROLES_FILE)
+
+
+def check(
+    compilation: Compilation, registry: Registry, roles: Roles | None = None
+) -> list[Problem]:
     """Everything wrong with the compiled processes, beyond what parsing found."""
     problems = list(compilation.problems)
     seen: set[tuple[str, str, str]] = set()
     for process in compilation.processes.values():
+        if roles is not None:
+            problems.extend(_unknown_roles(compilation, process, roles, seen))
         for element in process.elements:
             if element.operator is None or element.operator in registry:
                 continue
@@ -135,9 +168,51 @@ def check(compilation: Compilation, registry: Registry) -> list[Problem]:
     return problems
 
 
-def validate(files: list[SourceFile], registry: Registry, *, deploying: bool) -> Compilation:
+def _unknown_roles(
+    compilation: Compilation,
+    process: CompiledProcess,
+    roles: Roles,
+    seen: set[tuple[str, str, str]],
+) -> list[Problem]:
+    """Lanes and escalations that name a role the roles file does not declare."""
+    problems: list[Problem] = []
+    for element in process.elements:
+        for what, name in (("lane", element.lane), ("escalation", element.escalation)):
+            if name is None or name in roles:
+                continue
+            key = (element.process_id, what, name)
+            if key in seen:
+                continue
+            seen.add(key)
+            suggestion = roles.suggest(name)
+            hint = f" (did you mean '{suggestion}'?)" if suggestion else ""
+            file = compilation.processes.get(element.process_id, process).file
+            subject = (
+                f"lane '{name}'"
+                if what == "lane"
+                else f"escalation of '{element.name}' to '{name}'"
+            )
+            problems.append(
+                Problem(
+                    f"{subject} names a role {roles.file} does not declare{hint}",
+                    file,
+                    element.bpmn_id,
+                    compilation.locate(file, element.bpmn_id),
+                )
+            )
+    return problems
+
+
+def validate(
+    files: list[SourceFile],
+    registry: Registry,
+    *,
+    deploying: bool,
+    roles: Roles | None = None,
+    role_problems: Iterable[Problem] = (),
+) -> Compilation:
     compilation = compile_sources(files)
-    problems = check(compilation, registry)
+    problems = [*role_problems, *check(compilation, registry, roles)]
     if problems:
         hint = (
             "Fix the diagrams and deploy again; nothing was deployed."

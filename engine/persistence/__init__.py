@@ -6,6 +6,7 @@ from engine.persistence.records import (
     DefinitionRecord,
     EventRecord,
     InstanceRecord,
+    RoleSetRecord,
     SourceFileRecord,
     TaskRecord,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "DefinitionRecord",
     "EventRecord",
     "InstanceRecord",
+    "RoleSetRecord",
     "SourceFileRecord",
     "TaskRecord",
     "normalise_url",

@@ -78,6 +78,18 @@ class SourceFileRecord(Base):
     first_deployed_at: Mapped[datetime]
 
 
+class RoleSetRecord(Base):
+    """A deployed roles file: the roles lanes may name from then on."""
+
+    __tablename__ = "role_set"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    roles: Mapped[list[Any]]
+    deployed_at: Mapped[datetime]
+    deployed_by: Mapped[str] = mapped_column(String(200))
+
+
 class DefinitionRecord(Base):
     """One version of one process: what instances started on it run by."""
 

@@ -17,6 +17,9 @@ from typing import Any
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.event_definitions.conditional import ConditionalEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import (
+    EscalationEventDefinition,
+)
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins import (
@@ -98,6 +101,8 @@ class Element:
     lane: str | None
     operator: str | None = None
     process_id: str = ""
+    #: The escalation code an escalation event throws (a role, by convention).
+    escalation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -325,6 +330,11 @@ def _describe(
                 continue
             kind = _kind(task_spec)
             operator = task_spec.operation_name if kind == "service" else None
+            codes = [
+                d.code
+                for d in _event_definitions(task_spec)
+                if isinstance(d, EscalationEventDefinition) and d.code
+            ]
             elements.append(
                 Element(
                     bpmn_id=bpmn_id,
@@ -333,6 +343,7 @@ def _describe(
                     lane=task_spec.lane,
                     operator=operator,
                     process_id=spec.name,
+                    escalation=str(codes[0]) if codes else None,
                 )
             )
             file = PurePath(spec.file).name if spec.file else None

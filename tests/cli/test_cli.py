@@ -19,14 +19,15 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from support import BPMN, PROCESSES
+from support import BPMN, FIXTURES
 
 import cli as cli_module
 from engine import Registry, TaskContext
 
 ROOT = Path(__file__).resolve().parents[2]
 
-RETURN_REQUEST = PROCESSES / "return_request.bpmn"
+# The first, small return_request: intake and one review (the CLI is tested on it).
+RETURN_REQUEST = FIXTURES / "cli" / "return_request.bpmn"
 T0 = "2026-11-02T09:00:00Z"
 REGISTERED = (
     "--set",
@@ -143,7 +144,7 @@ def test_init_creates_the_schema_then_reports_it_up_to_date(db: str) -> None:
     first = cli("init")
     created = re.fullmatch(r"Database \S+x\.db: schema none -> ([\w ]+)\.\n", first.stdout)
     assert created is not None
-    assert "0002" in created.group(1).split()  # the engine's branch, and the procedure's
+    assert "0003" in created.group(1).split()  # the engine's branch, and the procedure's
     again = cli("init")
     same = re.fullmatch(r"Database \S+x\.db is up to date \(schema ([\w ]+)\)\.\n", again.stdout)
     assert same is not None
@@ -165,7 +166,7 @@ def test_deploy_creates_version_1_once(run: Cli) -> None:
     assert first.stdout == "return_request: deployed as version 1  (Return request)\n"
     again = run("deploy", str(RETURN_REQUEST))
     assert again.stdout == "return_request: unchanged at version 1  (Return request)\n"
-    [listed] = run.json("deploy", str(PROCESSES))  # a folder works as well as a file
+    [listed] = run.json("deploy", str(RETURN_REQUEST.parent))  # a folder works too
     assert (listed["process_id"], listed["version"], listed["created"]) == (
         "return_request",
         1,
@@ -892,3 +893,27 @@ def test_the_installed_console_script_end_to_end(tmp_path: Path) -> None:
     assert missing.stdout == ""
     assert missing.stderr.splitlines()[0] == "Error: no instance 'RMA-404'"
     assert "Traceback" not in missing.stderr
+
+
+def test_roles_are_deployed_with_the_diagrams_and_listed(run: Cli, tmp_path: Path) -> None:
+    assert run("roles").stdout.startswith("No roles deployed.")
+    assert run.json("roles") == []
+    where = tmp_path / "procedure"
+    where.mkdir()
+    (where / "escalate_review.bpmn").write_bytes((BPMN / "escalate_review.bpmn").read_bytes())
+    (where / "roles.toml").write_bytes((FIXTURES / "roles" / "roles.toml").read_bytes())
+    deployed = run("deploy", str(where)).stdout
+    assert deployed.endswith("roles: 1 declared, lanes checked against them\n")
+    assert "clerk_supervisor" in run("roles").stdout
+    assert run.json("roles") == [
+        {
+            "name": "clerk",
+            "title": "Clerk",
+            "does": "Reviews things.",
+            "supervisor": "clerk_supervisor",
+        }
+    ]
+    (where / "roles.toml").write_text('[clark]\ntitle = "C"\ndoes = "x"\n')
+    refused = run("deploy", str(where), code=1)
+    assert "lane 'clerk' names a role roles.toml does not declare" in refused.stderr
+    assert "did you mean 'clark'?" in refused.stderr
