@@ -23,6 +23,7 @@ from rich.table import Table
 from engine import (
     DEFAULT_DB,
     CommandResult,
+    ConfigurationError,
     Engine,
     EngineError,
     EventView,
@@ -37,7 +38,7 @@ from engine import (
     parse_time,
 )
 from engine.persistence import normalise_url
-from handlers import desk
+from handlers import desk, mail
 from handlers.store import Folders, services_factory
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -757,6 +758,143 @@ def evidence_add(obj: Context, rma: str, files: tuple[Path, ...]) -> None:
     """Keep FILES as evidence of RMA."""
     for item in desk.add_evidence(obj.engine, obj.folders, rma, files, obj.actor):
         click.echo(f"{item['sha256'][:12]}  {item['kind']:<8} {item['name']}")
+
+
+# -- notices ------------------------------------------------------------------------
+
+
+@cli.group()
+def notices() -> None:
+    """Notices to customers: list them, show one, deliver the pending ones.
+
+    \b
+      artreturns notices list [RMA] [--pending] [--json]
+      artreturns notices show ID [--json]
+      artreturns notices send [--limit N] [--json]
+
+    A process stores each notice it sends. By default the notice is also written, as it
+    is stored, to a text file under the outbox folder (ARTRETURNS_DATA/outbox, else
+    beside the database file), and counts as delivered. With ARTRETURNS_SMTP set it is
+    stored pending instead, and `notices send` mails it, oldest first, outside the
+    command that wrote it: run it from cron or a timer, on one machine or several. A
+    notice that fails stays pending, with its attempts and last error, for the next run.
+
+    \b
+    ARTRETURNS_SMTP=smtp://USER:PASSWORD@HOST:PORT?from=ADDRESS&starttls=true
+      smtp://        plain; STARTTLS with starttls=true (smtps:// is implicit TLS)
+      USER:PASSWORD  optional, percent-encoded: log in with them
+      PORT           default 465 for smtps, 587 with starttls=true, else 25
+      from=          the sender (default ARTRETURNS_HOUSE_EMAIL)
+      starttls=      true or false (default false)
+      timeout=       seconds to wait for the server (default 30)
+    TLS checks the server's certificate against the system's trusted authorities.
+    """
+
+
+def _delivery(notice: mail.Notice, now: datetime) -> str:
+    if notice.delivered_at is not None:
+        again = f" (attempt {notice.attempts})" if notice.attempts > 1 else ""
+        return f"delivered {_time(notice.delivered_at)}{again}"
+    if notice.claimed_until is not None and notice.claimed_until > now:
+        return "sending"
+    if notice.attempts:
+        return f"pending, {notice.attempts} attempt(s)"
+    return "pending"
+
+
+@notices.command(name="list")
+@click.argument("rma", required=False)
+@click.option("--pending", is_flag=True, help="Only the notices not delivered yet.")
+@json_option
+@pass_context
+def notices_list(obj: Context, rma: str | None, pending: bool, as_json: bool) -> None:
+    """List the notices of RMA (default: all), oldest first, with their delivery."""
+    found = mail.list_notices(obj.engine, rma, pending=pending)
+    if as_json:
+        _echo_json([n.as_data(body=False) for n in found])
+        return
+    if not found:
+        click.echo(f"No {'pending ' if pending else ''}notices{f' for {rma}' if rma else ''}.")
+        return
+    now = obj.engine.clock.now()
+    table = Table(header_style="bold")
+    for column in ("id", "time", "rma", "notice", "locale", "to", "subject", "delivery"):
+        table.add_column(column)
+    for item in found:
+        table.add_row(
+            str(item.id),
+            _time(item.created_at),
+            item.rma,
+            item.notice,
+            item.locale,
+            item.recipient,
+            item.subject,
+            _delivery(item, now),
+        )
+    _console().print(table)
+
+
+@notices.command(name="show")
+@click.argument("notice_id", metavar="ID", type=int)
+@json_option
+@pass_context
+def notices_show(obj: Context, notice_id: int, as_json: bool) -> None:
+    """Show notice ID whole: its delivery, subject and body."""
+    item = mail.show_notice(obj.engine, notice_id)
+    if as_json:
+        _echo_json(item.as_data())
+        return
+    click.echo(f"Notice #{item.id}: {item.notice} ({item.locale}) for {item.rma}")
+    click.echo(f"  to:         {item.recipient}")
+    click.echo(f"  written:    {_time(item.created_at)}")
+    click.echo(f"  delivery:   {_delivery(item, obj.engine.clock.now())}")
+    if item.last_error and item.delivered_at is None:
+        click.echo(f"  last error: {item.last_error}")
+    if item.file:
+        click.echo(f"  file:       {item.file}")
+    click.echo("")
+    click.echo(f"Subject: {item.subject}")
+    click.echo("")
+    click.echo(item.body.rstrip("\n"))
+
+
+@notices.command(name="send")
+@click.option("--limit", type=click.IntRange(min=1), help="Deliver at most this many.")
+@json_option
+@pass_context
+def notices_send(obj: Context, limit: int | None, as_json: bool) -> None:
+    """Deliver the pending notices, oldest first (SMTP if ARTRETURNS_SMTP is set)."""
+    run = mail.send_notices(obj.engine, obj.folders, limit=limit)
+    if as_json:
+        _echo_json(run.as_data())
+    elif not run.attempts:
+        click.echo("No notices pending.")
+    else:
+        for attempt in run.attempts:
+            item = attempt.notice
+            where = f"#{item.id} {item.rma} {item.notice} to {item.recipient}"
+            if attempt.delivered:
+                click.echo(f"{where}: delivered" + (f" ({attempt.file})" if attempt.file else ""))
+            elif attempt.error != run.stopped:
+                click.echo(
+                    f"Warning: {where}: attempt {item.attempts} failed: {attempt.error}", err=True
+                )
+        delivered = sum(1 for a in run.attempts if a.delivered)
+        click.echo(
+            f"Delivered {delivered} notice(s) through {run.transport}; {run.pending} pending."
+        )
+    if run.stopped is not None:
+        raise ConfigurationError(
+            run.stopped,
+            "The notices stay pending. Check ARTRETURNS_SMTP and the mail server, then run "
+            "`artreturns notices send` again.",
+        )
+    if any(not a.delivered for a in run.attempts) and not as_json:
+        click.echo(
+            "Hint: failed notices stay pending; `artreturns notices show ID` shows the error, "
+            "and the next `artreturns notices send` tries them again.",
+            err=True,
+        )
 
 
 @cli.command(name="handlers")

@@ -116,6 +116,10 @@ _TASK_COLUMNS = (
     "attempts",
     "error",
 )
+#: Rounds of catching up on overdue timers in one command (a cycle timer far behind
+#: fires once per round; the rest waits for the next run).
+MAX_TIMER_ROUNDS = 100
+
 _TASK_CHANGES = (
     "state",
     "due_at",
@@ -312,8 +316,12 @@ class Work:
         due_at = self.row.next_timer_at
         if due_at is None or due_at >= self.now:
             return []
-        fired = self.run.fire_due_timers()
-        if fired:
+        fired_all: list[OpenTask] = []
+        for _ in range(MAX_TIMER_ROUNDS):
+            fired = self.run.fire_earliest_due()
+            if not fired:
+                break
+            fired_all.extend(fired)
             for timer in fired:
                 self.completed[timer.id] = "timer"
             self.record_event(
@@ -330,7 +338,15 @@ class Work:
                     ]
                 },
             )
-        return fired
+            # What this round started (a reminder's notice) runs before the next round,
+            # on the clock of the round: deadlines it starts count from when it fell due.
+            when = fired[0].due_at
+            if when is None:
+                self.run_handlers()
+            else:
+                with self.run.as_of(when):
+                    self.run_handlers()
+        return fired_all
 
     def four_eyes_conflict(self, task_id: str) -> str | None:
         """The step this actor already completed in the same four-eyes group as the

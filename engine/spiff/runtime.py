@@ -10,9 +10,10 @@ a canonical form that does not depend on SpiffWorkflow's random task ids.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -354,19 +355,43 @@ class Run:
         self._guard(apply, f"throwing error '{code}'")
         return caught[0]
 
-    def fire_due_timers(self) -> list[OpenTask]:
-        """Fire every timer due at the engine's now; return the timers that fired."""
+    @contextmanager
+    def as_of(self, at: datetime) -> Iterator[None]:
+        """Run what follows (handlers' continuations) with the clock at `at`."""
+        real = self._now
+        self._now = lambda: at
+        try:
+            yield
+        finally:
+            self._now = real
+
+    def fire_earliest_due(self) -> list[OpenTask]:
+        """Fire the timers that fell due first, of those due by the engine's now, as of
+        their due time; return them. Called until it returns nothing, timers that fell
+        due on different days fire in the order they fell due (a 5-day reminder before
+        a 14-day lapse), and what they start is timed from when they fell due."""
         now = self._now()
-        due = [t for t in self.open_tasks() if t.kind == "timer" and t.due_at and t.due_at < now]
+        due = [
+            t
+            for t in self.open_tasks()
+            if t.kind == "timer" and t.due_at is not None and t.due_at < now
+        ]
+        if not due:
+            return []
+        first = min(t.due_at for t in due if t.due_at is not None)
+        # The library fires a timer once the clock is strictly past it; what follows
+        # runs at the due time itself, so deadlines it starts are counted from then.
+        past = first + timedelta(microseconds=1)
+        firing = [t for t in due if t.due_at == first]
 
         def apply() -> None:
-            with clock(self._now):
+            with clock(lambda: past):
                 self._wf.refresh_timers()
             self._advance()
 
-        if due:
+        with self.as_of(first):
             self._guard(apply, "firing timers")
-        return due
+        return firing
 
     def deliver_message(self, name: str, payload: Mapping[str, Any]) -> None:
         waiting = [t for t in self.open_tasks() if t.kind == "message"]

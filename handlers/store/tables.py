@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from engine.persistence.records import NAMING_CONVENTION, UTCDateTime
@@ -102,7 +103,16 @@ outbox = Table(
     Column("body", Text, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("file", String(500)),
+    # Delivery (revision r0002): delivered_at is set once the notice has left, written to
+    # the outbox folder or accepted by the SMTP server; until then it is pending.
+    Column("delivered_at", UTCDateTime()),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_attempt_at", UTCDateTime()),
+    Column("last_error", Text),
+    # A sender's claim: nobody else tries the notice before this time.
+    Column("claimed_until", UTCDateTime()),
     Index("ix_outbox_message_rma", "rma"),
+    Index("ix_outbox_message_delivered_at", "delivered_at"),
 )
 
 evidence = Table(

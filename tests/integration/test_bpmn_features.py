@@ -630,3 +630,27 @@ def test_an_escalation_in_a_called_process_neither_blocks_nor_piles_up(engine: E
     assert json.loads(state)["bpmn_events"] == []
     engine.complete(review.id, {}, actor=ACTOR)
     assert open_steps(engine.show("E-2")) == ["after"]
+
+
+def test_timers_overdue_together_fire_in_the_order_they_fell_due(
+    engine: Engine, recorder: Recorder
+) -> None:
+    """run-due after three weeks: the 5-day reminder, then the 14-day lapse, then the
+    2-day deadline the lapse started (counted from day 14, so also past) — in that order,
+    each with what it started run before the next."""
+    deploy(engine, "timers_catch_up.bpmn")
+    clock = clock_of(engine)
+    engine.start("timers_catch_up", {}, business_key="C-1", actor=ACTOR)
+    clock.set(T0 + timedelta(days=21))
+    [fired] = engine.run_due(actor="timer")
+    assert fired.result is not None
+    assert [p["notice"] for _op, p, _ctx in recorder.calls] == ["reminder", "lapsed", "overdue"]
+    rounds = [e.data["timers"] for e in fired.result.events if e.kind == "timer_fired"]
+    assert [[(t["bpmn_id"], t["due_at"]) for t in r] for r in rounds] == [
+        [("remind", (T0 + timedelta(days=5)).isoformat())],
+        [("lapse", (T0 + timedelta(days=14)).isoformat())],
+        [("call_due", (T0 + timedelta(days=16)).isoformat())],
+    ]
+    [call] = engine.tasks(instance="C-1")
+    assert (call.bpmn_id, call.due_at) == ("call", T0 + timedelta(days=16))
+    assert engine.run_due(actor="timer") == []
