@@ -745,6 +745,37 @@ def apply(
     _print_result(result, as_json, "Registered")
 
 
+@cli.command(name="returns")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@json_option
+@pass_context
+def returns_command(obj: Context, limit: int, as_json: bool) -> None:
+    """List the latest returns: ticket, where each one is or how it ended, the money."""
+    lines = desk.overview(obj.engine, obj.folders, limit=limit)
+    if as_json:
+        _echo_json([line.as_data() for line in lines])
+        return
+    if not lines:
+        click.echo("No returns yet. Start one with `artreturns apply`.")
+        return
+    table = Table(header_style="bold")
+    for column in ("rma", "work", "type", "reason", "ticket", "where", "refunded", "charged"):
+        table.add_column(column)
+    for line in lines:
+        ticket = f"{line.ticket} ({line.rule})" if line.rule else line.ticket
+        table.add_row(
+            line.rma,
+            line.works,
+            line.request_type,
+            line.reason,
+            ticket,
+            line.where,
+            line.refunded or "",
+            line.charged or "",
+        )
+    _console().print(table)
+
+
 @cli.group()
 def evidence() -> None:
     """Photos, videos and documents kept with a return, by their SHA-256."""
@@ -758,6 +789,34 @@ def evidence_add(obj: Context, rma: str, files: tuple[Path, ...]) -> None:
     """Keep FILES as evidence of RMA."""
     for item in desk.add_evidence(obj.engine, obj.folders, rma, files, obj.actor):
         click.echo(f"{item['sha256'][:12]}  {item['kind']:<8} {item['name']}")
+
+
+@evidence.command(name="list")
+@click.argument("rma")
+@json_option
+@pass_context
+def evidence_list(obj: Context, rma: str, as_json: bool) -> None:
+    """List the evidence of RMA: name, kind, size, SHA-256, locked or not, intact or not."""
+    items = desk.list_evidence(obj.engine, obj.folders, rma)
+    if as_json:
+        _echo_json(items)
+        return
+    if not items:
+        click.echo(f"No evidence kept for {rma}.")
+        return
+    table = Table(header_style="bold")
+    for column in ("sha256", "kind", "size", "name", "locked", "intact"):
+        table.add_column(column)
+    for item in items:
+        table.add_row(
+            item["sha256"][:12],
+            item["kind"],
+            f"{item['size']:,}",
+            item["name"],
+            "locked" if item["locked"] else "",
+            "yes" if item["intact"] else "NO: content changed or missing",
+        )
+    _console().print(table)
 
 
 # -- notices ------------------------------------------------------------------------

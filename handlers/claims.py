@@ -7,8 +7,9 @@ from datetime import timedelta
 from typing import Any
 
 from engine.registry import TaskContext
-from handlers.common import need, rma_of, services
-from handlers.money import Money
+from handlers.common import HandlerInputError, need, rma_of, services
+from handlers.money import Money, MoneyError
+from handlers.store.claims import Claim
 
 DEFAULT_APPRAISER = "Independent Art Appraisal Institute"
 APPRAISAL_DAYS = 30
@@ -102,22 +103,67 @@ def open_insurance_claim(params: Mapping[str, Any], ctx: TaskContext) -> dict[st
 def record_settlement(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
     """Record the insurer's settlement and the amount recovered.
 
-    Parameters: `insurance_claim` ({reference}), `settlement` (the message: {amount
-    {amount, currency}, status settled or refused}). Returns `insurance_claim` with
-    `status` and `recovered`.
+    Parameters: `insurance_claim` ({reference}), `settlement` (the message: {status,
+    amount {amount, currency}}). `status` is "settled", with the amount recovered
+    (more than zero, in the claim's currency), or "refused", with no amount; anything
+    else fails the task. Returns `insurance_claim` with `status` and `recovered`.
     """
     claim = need(params, "insurance_claim", Mapping)
     settlement = need(params, "settlement", Mapping)
-    status = str(settlement.get("status") or "settled")
-    recovered = Money.from_data(settlement["amount"]) if settlement.get("amount") else None
-    stored = services(ctx).claims.settle(str(claim.get("reference")), status, recovered, {})
+    stored = services(ctx).claims.get(str(claim.get("reference")))
+    if stored.kind != "insurance":
+        raise HandlerInputError(f"{stored.reference} is not an insurance claim")
+    status = settlement.get("status")
+    amount = settlement.get("amount")
+    if status == "refused":
+        if amount:
+            raise HandlerInputError(
+                f"the insurer refused claim {stored.reference}, so nothing was recovered: "
+                "send the settlement without an amount"
+            )
+        recovered = None
+    elif status == "settled":
+        recovered = _recovered(stored, amount)
+    else:
+        given = "has no status" if status is None else f"has the status {status!r}"
+        raise HandlerInputError(
+            f"the settlement of claim {stored.reference} {given}: a settlement is either "
+            '"settled" (with the amount recovered) or "refused" (without an amount)'
+        )
+    settled = services(ctx).claims.settle(stored.reference, status, recovered, {})
     return {
         "insurance_claim": {
             **dict(claim),
-            "status": stored.status,
+            "status": settled.status,
             "recovered": recovered.as_data() if recovered else None,
         }
     }
+
+
+def _recovered(claim: Claim, amount: Any) -> Money:
+    """The amount an insurer settled a claim for: money in the claim's currency, above zero."""
+    declared = claim.details.get("declared_value") or {}
+    currency = str(declared.get("currency") or "")
+    if not amount:
+        raise HandlerInputError(
+            f"a settled claim needs the amount recovered, e.g. "
+            f'{{"amount": "1950.00", "currency": "{currency or "EUR"}"}}'
+        )
+    try:
+        recovered = Money.from_data(amount)
+    except MoneyError as exc:
+        raise HandlerInputError(f"the amount recovered cannot be read: {exc}") from exc
+    if currency and recovered.currency != currency:
+        raise HandlerInputError(
+            f"claim {claim.reference} is in {currency}; the amount recovered is in "
+            f"{recovered.currency}"
+        )
+    if not recovered.is_positive:
+        raise HandlerInputError(
+            f"a settled claim recovers more than zero, not {recovered}; "
+            'a claim the insurer paid nothing on is "refused"'
+        )
+    return recovered
 
 
 HANDLERS = {

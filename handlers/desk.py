@@ -142,3 +142,114 @@ def add_evidence(
                 raise InputError(f"evidence {path}: {exc}") from exc
             added.append({"name": item.name, "sha256": item.sha256, "kind": item.kind})
     return added
+
+
+def list_evidence(engine: Engine, folders: Folders, rma: str) -> list[dict[str, Any]]:
+    """The evidence kept for a return, each file checked against its SHA-256."""
+    engine.show(rma)  # the return must exist
+    with engine.db.connect() as conn:
+        store = Services(conn, folders, engine.clock.now()).evidence
+        broken = set(store.verify(rma))
+        return [
+            {
+                "name": item.name,
+                "sha256": item.sha256,
+                "kind": item.kind,
+                "size": item.size,
+                "locked": item.locked,
+                "intact": item.name not in broken,
+            }
+            for item in store.items(rma)
+        ]
+
+
+@dataclass(frozen=True)
+class ReturnLine:
+    """One return as the desk sees it: the ticket, where the process is, the money."""
+
+    rma: str
+    order_number: str
+    works: str
+    request_type: str
+    reason: str
+    ticket: str
+    process: str
+    where: str
+    rule: str | None
+    refunded: str | None
+    charged: str | None
+    notices: int
+
+    def as_data(self) -> dict[str, Any]:
+        return {
+            "rma": self.rma,
+            "order_number": self.order_number,
+            "works": self.works,
+            "type": self.request_type,
+            "reason": self.reason,
+            "ticket": self.ticket,
+            "process": self.process,
+            "where": self.where,
+            "rule": self.rule,
+            "refunded": self.refunded,
+            "charged": self.charged,
+            "notices": self.notices,
+        }
+
+
+def overview(engine: Engine, folders: Folders, limit: int = 50) -> list[ReturnLine]:
+    """The most recent returns, newest first: ticket status, where each one is waiting
+    (or that it ended), the rule that declined it, what was refunded or charged."""
+    with engine.db.connect() as conn:
+        services = Services(conn, folders, engine.clock.now())
+        rows = services.numbers.recent(limit)
+        money = {number: services.ledger.entries(number) for number, _, _ in rows}
+        sent = {number: len(services.outbox.sent(number)) for number, _, _ in rows}
+    lines = []
+    for number, order_number, ticket in rows:
+        try:
+            instance = engine.show(number)
+        except NotFoundError:
+            continue
+        data = instance.data
+        request = data.get("request") or {}
+        works = ", ".join(str(w.get("title")) for w in data.get("artworks") or [])
+        waiting = [t.name for t in instance.open_tasks if t.kind in ("user", "manual", "message")]
+        if instance.status == "running":
+            where = "waiting: " + ("; ".join(waiting) if waiting else "timers")
+        else:
+            where = instance.status
+        declined = ticket in ("declined", "rejected")
+        lines.append(
+            ReturnLine(
+                rma=number,
+                order_number=order_number,
+                works=works,
+                request_type=str(request.get("type") or ""),
+                reason=str(request.get("reason") or ""),
+                ticket=ticket,
+                process=instance.status,
+                where=where,
+                rule=_closing_rule(data) if declined else None,
+                refunded=_total(money[number], ("refund", "store_credit")),
+                charged=_total(money[number], ("charge",)),
+                notices=sent[number],
+            )
+        )
+    return lines
+
+
+def _closing_rule(data: Mapping[str, Any]) -> str | None:
+    closed = data.get("rma_closed")
+    rule = closed.get("rule") if isinstance(closed, Mapping) else None
+    return str(rule) if rule else None
+
+
+def _total(entries: Sequence[Any], kinds: tuple[str, ...]) -> str | None:
+    chosen = [e.amount for e in entries if e.kind in kinds]
+    if not chosen:
+        return None
+    total = chosen[0]
+    for amount in chosen[1:]:
+        total = total + amount
+    return str(total)

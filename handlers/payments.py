@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 from engine.registry import BpmnError, TaskContext
 from handlers.common import HandlerInputError, day, need, rma_of, services
-from handlers.money import Money
+from handlers.money import EXPONENTS, Money, MoneyError
+from handlers.store.ledger import CHANNELS
 
 #: Sales of at least this much are refunded only to the original payer (EU AMLD5).
 ORIGINAL_PAYER_ONLY = {"EUR": Decimal(10000)}
@@ -17,6 +18,10 @@ ORIGINAL_PAYER_ONLY = {"EUR": Decimal(10000)}
 ESCALATE_DAYS_BEFORE = 2
 #: Days the money takes to arrive, as told to the customer.
 ARRIVES_WITHIN_DAYS = {"original_payment": 5, "bank_transfer": 3, "store_credit": 0}
+#: The BPMN error thrown when finance's confirmation cannot be paid; its payload says why.
+REFUSED = "confirmation_refused"
+#: The BPMN error thrown when the customer paid another amount than the difference.
+MISMATCH = "payment_mismatch"
 
 
 def compute_refund(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
@@ -84,24 +89,37 @@ def refund(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
     """Pay the refund once, through the ledger, under this task's idempotency key.
 
     Parameters: `rma`, `refund` (the computed refund), `confirmation` (finance's form:
-    amount, channel), `order` (its payer), `inspection`, `dispute_outcome`. Throws
-    `refund_blocked` while an inspection says mismatch and no dispute decided a refund,
-    and `channel_not_allowed` for a channel the sale may not be refunded to. Returns
+    amount, channel; empty pays the computed refund), `order` (its payer),
+    `inspection`, `dispute_outcome`. Throws `refund_blocked` while an inspection says
+    mismatch and no dispute decided a refund. Throws `confirmation_refused` with
+    {"reason": "..."} for a confirmed amount that is not an amount, not more than
+    zero, in another currency or more than the computed refund (finance may lower it,
+    never raise it), and for a channel the sale may not be refunded to. Returns
     `refunded` {reference, amount, channel, paid_at, expected_by}.
     """
     computed = need(params, "refund", Mapping)
     confirmation = params.get("confirmation") or {}
+    if not isinstance(confirmation, Mapping):
+        raise HandlerInputError(
+            f"parameter 'confirmation' must be Mapping, not {type(confirmation).__name__}"
+        )
     inspection = params.get("inspection") or {}
     if inspection.get("outcome") == "mismatch" and params.get("dispute_outcome") != "refund":
         raise BpmnError(
             "refund_blocked", "the inspection found a mismatch and no dispute decided a refund"
         )
-    amount = Money.from_data(confirmation.get("amount") or computed["amount"])
+    try:
+        due = Money.from_data(computed.get("amount"))
+    except MoneyError as exc:
+        raise HandlerInputError(f"the computed refund has no valid amount: {exc}") from exc
+    amount = _confirmed_amount(confirmation.get("amount"), due)
     channel = str(confirmation.get("channel") or computed.get("channel") or "original_payment")
+    if channel not in CHANNELS:
+        _refuse(f"There is no refund channel {channel!r}; choose {' or '.join(CHANNELS)}.")
     if computed.get("original_payer_only") and channel != "original_payment":
-        raise BpmnError(
-            "channel_not_allowed",
-            "sales of EUR 10,000 or more are refunded only to the original payer",
+        _refuse(
+            "Sales of EUR 10,000 or more are refunded only to the original payment method; "
+            f"{channel.replace('_', ' ')} is not allowed for this sale."
         )
     order = need(params, "order", Mapping)
     entry = services(ctx).ledger.pay(
@@ -124,20 +142,69 @@ def refund(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
     }
 
 
+def _refuse(reason: str) -> NoReturn:
+    raise BpmnError(REFUSED, reason, {"reason": reason})
+
+
+def _confirmed_amount(confirmed: Any, due: Money) -> Money:
+    """The amount finance confirmed, checked against the computed refund `due`."""
+    if confirmed is None or confirmed == {}:
+        return due
+    if not isinstance(confirmed, Mapping):
+        _refuse(f"The amount {confirmed!r} has no currency.")
+    currency = str(confirmed.get("currency") or "").strip().upper()
+    if currency != due.currency:
+        _refuse(f"The refund is paid in {due.currency}, not in {currency or 'no currency'}.")
+    try:
+        amount = Money.from_data(confirmed)
+    except MoneyError as exc:
+        _refuse(
+            f"The amount cannot be read: {exc}. Write it with a dot before the cents and no "
+            f"thousands separators, for example {due.amount}."
+        )
+    digits = EXPONENTS[amount.currency]
+    written = Decimal(str(confirmed.get("amount")).strip()).as_tuple().exponent
+    if isinstance(written, int) and -written > digits:
+        # "4.500" is EUR 4.50 to a computer and EUR 4,500 to many people: never guess.
+        _refuse(
+            f"The amount {confirmed.get('amount')!r} has more decimals than {amount.currency} has "
+            f"({digits}): write it with a dot before the cents and no thousands separators, "
+            f"for example {due.amount}."
+        )
+    if not amount.is_positive:
+        _refuse(f"The amount to refund must be more than zero, not {amount}.")
+    if amount.amount > due.amount:
+        _refuse(
+            f"{amount} is more than the refund worked out ({due}): the amount may be "
+            "lowered, never raised."
+        )
+    return amount
+
+
 def record_charge(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
     """Record the customer's payment of an exchange's price difference, once.
 
-    Parameters: `rma`, `exchange` ({amount}), `payment` (the message: {reference}),
-    `order`. The amount paid must be the difference asked for. Returns `charged`
-    {reference, amount}.
+    Parameters: `rma`, `exchange` ({amount}), `payment` (the message: {reference,
+    amount}), `order`. Throws `payment_mismatch` with {"reason": "..."} when the
+    amount paid cannot be read or is not the difference asked for; nothing is
+    recorded then. Returns `charged` {reference, amount, payment_reference}.
     """
     exchange = need(params, "exchange", Mapping)
     expected = Money.from_data(exchange.get("amount"))
     payment = params.get("payment") or {}
+    if not isinstance(payment, Mapping):
+        raise HandlerInputError(
+            f"parameter 'payment' must be Mapping, not {type(payment).__name__}"
+        )
     if payment.get("amount"):
-        paid = Money.from_data(payment["amount"])
+        try:
+            paid = Money.from_data(payment["amount"])
+        except MoneyError as exc:
+            reason = f"The amount paid cannot be read: {exc}. The difference is {expected}."
+            raise BpmnError(MISMATCH, reason, {"reason": reason}) from exc
         if paid != expected:
-            raise HandlerInputError(f"the customer paid {paid}, the difference is {expected}")
+            reason = f"The customer paid {paid}; the difference asked for is {expected}."
+            raise BpmnError(MISMATCH, reason, {"reason": reason})
     order = need(params, "order", Mapping)
     entry = services(ctx).ledger.pay(
         key=ctx.idempotency_key,
@@ -147,7 +214,13 @@ def record_charge(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]
         channel="original_payment",
         payer=str(order.get("payer") or ""),
     )
-    return {"charged": {"reference": entry.reference, "amount": entry.amount.as_data()}}
+    return {
+        "charged": {
+            "reference": entry.reference,
+            "amount": entry.amount.as_data(),
+            "payment_reference": str(payment.get("reference") or ""),
+        }
+    }
 
 
 HANDLERS = {

@@ -25,16 +25,20 @@ def open_ticket(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
 def close_ticket(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
     """Close the RMA ticket with the return's outcome.
 
-    Parameters: `rma`, `outcome` (declined, rejected, lapsed, closed or withdrawn).
-    Returns `rma_status`.
+    Parameters: `rma`, `outcome` (declined, rejected, lapsed, closed or withdrawn),
+    `rule` (optional: the rule or decision that ended it, e.g. CUSTOM-MADE, APPRAISAL).
+    Returns `rma_status` and `rule`.
     """
     rma = rma_of(params, ctx)
     outcome = need(params, "outcome", str)
     if outcome not in OUTCOMES:
         raise HandlerInputError(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
+    rule = params.get("rule")
+    if rule is not None and not isinstance(rule, str):
+        raise HandlerInputError(f"rule must be text, not {type(rule).__name__}")
     if not services(ctx).numbers.set_status(rma, outcome):
         raise HandlerInputError(f"{rma} was never issued")
-    return {"rma_status": outcome}
+    return {"rma_status": outcome, "rule": rule or None}
 
 
 HANDLERS = {"rma.open": open_ticket, "rma.close": close_ticket}

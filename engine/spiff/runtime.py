@@ -179,11 +179,21 @@ class Run:
     @property
     def data(self) -> dict[str, Any]:
         """The process data: the workflow's data once it reached its end, else (running
-        or cancelled) the data of the last task that ran."""
+        or cancelled) the data of the last task that ran, with what the called processes
+        still running have set so far laid over it, the most recent last."""
         if self.completed and self._wf.data:
             return dict(self._wf.data)
         last = self._wf.last_task
-        return dict(last.data) if last is not None else dict(self._wf.task_tree.data)
+        data = dict(last.data) if last is not None else dict(self._wf.task_tree.data)
+        running = [
+            sub.last_task
+            for sub in self._wf.subprocesses.values()
+            if not sub.is_completed() and sub.last_task is not None
+        ]
+        for task in sorted(running, key=lambda t: t.last_state_change):
+            if last is None or task.last_state_change >= last.last_state_change:
+                data.update(task.data)
+        return data
 
     def open_tasks(self) -> list[OpenTask]:
         """Every READY user task, STARTED service task and WAITING timer or message."""

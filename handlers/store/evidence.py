@@ -54,7 +54,11 @@ class Evidence:
         self.folder = folder
 
     def add(self, rma: str, source: Path, actor: str, kind: str | None = None) -> Item:
-        """Copy a regular file in; the same content twice for one return is kept once."""
+        """Copy a regular file in; the same content twice for one return is kept once.
+
+        Files may be added after the evidence was locked (a dispute locks it before the
+        inspection's photos exist): they are kept beside the locked ones, unlocked until
+        the next lock, and nothing locked ever changes."""
         if source.is_symlink() or not source.is_file():
             raise EvidenceError(f"{source} is not a regular file")
         size = source.stat().st_size
@@ -71,8 +75,6 @@ class Evidence:
             partial = target.with_suffix(".partial")
             shutil.copyfile(source, partial)
             os.replace(partial, target)
-        if self._locked(rma):
-            raise EvidenceError(f"the evidence of {rma} is locked")
         existing = (
             self.conn.execute(
                 select(evidence).where(evidence.c.rma == rma, evidence.c.sha256 == sha)

@@ -55,6 +55,16 @@ class Numbers:
         )
         return bool(done.rowcount)
 
+    def recent(self, limit: int) -> list[tuple[str, str, str]]:
+        """The latest numbers issued and not voided, newest first: (number, order, status)."""
+        rows = self.conn.execute(
+            select(rma_numbers.c.number, rma_numbers.c.order_number, rma_numbers.c.status)
+            .where(rma_numbers.c.status != "void")
+            .order_by(rma_numbers.c.year.desc(), rma_numbers.c.sequence.desc())
+            .limit(limit)
+        ).all()
+        return [(r.number, r.order_number, r.status) for r in rows]
+
     def status(self, number: str) -> str | None:
         value = self.conn.execute(
             select(rma_numbers.c.status).where(rma_numbers.c.number == number)

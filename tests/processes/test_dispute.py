@@ -1,22 +1,27 @@
 """processes/dispute.bpmn: disputes and the third-party appraisal.
 
 Run on its own through the returns desk (the real handlers, a fresh engine per step):
-an appraisal is ordered and the customer told; the appraiser's report is recorded, or
-the appraiser is chased every 30 days until the third chase, after which legal decides
+an appraisal is ordered, the return's evidence is locked (also when an inspection
+locked it before) and the customer told; the appraiser's report is recorded, or the
+appraiser is chased every 30 days until the third chase, after which legal decides
 without the report; legal's decision becomes `dispute_outcome`.
 """
 
 from __future__ import annotations
 
+import stat
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import Desk
 from sqlalchemy import select
+from support import T0
 
 from engine import InvalidStateError
 from handlers.claims import DEFAULT_APPRAISER
-from handlers.store.tables import claims, outbox
+from handlers.store import Services
+from handlers.store.tables import claims, evidence, outbox
 
 LEGAL = "legal-lin"
 ORDER: dict[str, Any] = {
@@ -49,15 +54,47 @@ ORDER: dict[str, Any] = {
 }
 
 
-def open_dispute(desk: Desk) -> str:
+def open_dispute(
+    desk: Desk, files: list[Path] | None = None, extra: dict[str, Any] | None = None
+) -> str:
     desk.import_orders([ORDER])
     return desk.apply(
         "AU-2026-0088",
         ["LOT-17"],
         reason="authenticity",
         description="A laboratory report says the glaze is modern.",
+        evidence=files or [],
         process="dispute",
+        extra=extra,
     )
+
+
+def photos(tmp_path: Path, *names: str) -> list[Path]:
+    made = []
+    for name in names:
+        path = tmp_path / "camera" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\xff\xd8\xff\xe0 JPEG " + name.encode())
+        made.append(path)
+    return made
+
+
+def locked_at(desk: Desk, rma: str) -> list[Any]:
+    """When each evidence record of the return was locked (None: not locked)."""
+    with desk.engine().db.read() as session:
+        rows = session.execute(
+            select(evidence.c.locked_at).where(evidence.c.rma == rma).order_by(evidence.c.id)
+        ).all()
+    return [row.locked_at for row in rows]
+
+
+def read_only(desk: Desk, rma: str) -> list[bool]:
+    with desk.engine().db.connect() as conn:
+        store = Services(conn, desk.folders, desk.now).evidence
+        return [
+            not store.path(item.sha256).stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP)
+            for item in store.items(rma)
+        ]
 
 
 def fired(desk: Desk, rma: str) -> list[str]:
@@ -88,6 +125,7 @@ def test_opening_orders_an_appraisal_and_tells_the_customer(desk: Desk) -> None:
     assert data["appraisal"]["reference"].startswith("APR-2026-")
     assert data["appraisal"]["status"] == "open"
     assert data["appraisal_chases"] == 0
+    assert data["evidence_locked"] == 0  # nothing was kept at intake
     assert data["last_notice"]["notice"] == "dispute_opened"
     assert "appraiser" not in data  # the notice's fields stay out of the data
     assert desk.notices(rma) == ["dispute_opened"]
@@ -101,6 +139,54 @@ def test_opening_orders_an_appraisal_and_tells_the_customer(desk: Desk) -> None:
     assert (claim["kind"], claim["status"]) == ("appraisal", "open")
     assert desk.tasks(rma) == []  # waiting for the appraiser, nobody has work yet
     assert desk.status(rma) == "running"
+    assert desk.completed_steps(rma) == [
+        "request_appraisal",
+        "lock_evidence",
+        "notify_dispute_opened",
+    ]
+
+
+def test_opening_locks_the_evidence_before_the_customer_is_told(desk: Desk, tmp_path: Path) -> None:
+    """The notice says the evidence is locked: by the time it is sent, it is."""
+    rma = open_dispute(desk, photos(tmp_path, "glaze.jpg", "foot-ring.jpg"))
+
+    assert desk.data(rma)["evidence_locked"] == 2
+    assert locked_at(desk, rma) == [T0, T0]
+    assert read_only(desk, rma) == [True, True]
+    steps = desk.completed_steps(rma)
+    assert steps.index("lock_evidence") < steps.index("notify_dispute_opened")
+    with desk.engine().db.read() as session:
+        body = session.execute(select(outbox.c.body).where(outbox.c.rma == rma)).scalar_one()
+    assert "封存" in body  # zh-Hant: "locked"
+    # Later files (the inspection's photos) are kept beside the locked ones.
+    desk.add_evidence(rma, photos(tmp_path, "later.jpg"))
+    assert locked_at(desk, rma) == [T0, T0, None]
+    assert read_only(desk, rma)[:2] == [True, True]
+
+
+def test_evidence_an_inspection_locked_before_is_left_as_it_was(desk: Desk, tmp_path: Path) -> None:
+    """A mismatch found at inspection locks the evidence before the dispute opens; locking
+    it again changes nothing and does not stop the dispute."""
+    rma = "RMA-INSPECTED-1"
+    with desk.engine().db.connect() as conn:
+        store = Services(conn, desk.folders, desk.now).evidence
+        for path in photos(tmp_path, "stamp.jpg", "overall.jpg"):
+            store.add(rma, path, "inspector-ivy")
+        assert store.lock(rma) == 2
+    desk.advance(days=3)
+
+    dispute = open_dispute(desk, extra={"rma": rma})
+
+    assert desk.data(dispute)["evidence_locked"] == 0
+    assert locked_at(desk, rma) == [T0, T0]  # still locked when the inspection locked it
+    assert read_only(desk, rma) == [True, True]
+    assert desk.completed_steps(dispute) == [
+        "request_appraisal",
+        "lock_evidence",
+        "notify_dispute_opened",
+    ]
+    assert [e.kind for e in desk.history(dispute)].count("handler_failed") == 0
+    assert desk.status(dispute) == "running"
 
 
 @pytest.mark.parametrize(
@@ -142,6 +228,7 @@ def test_report_then_legal_decides(desk: Desk, outcome: str, extra: dict[str, st
     assert data["dispute_decision"] == {"outcome": outcome, "note": note, **extra}
     assert desk.completed_steps(rma) == [
         "request_appraisal",
+        "lock_evidence",
         "notify_dispute_opened",
         "record_appraisal",
         "decide_dispute",
@@ -175,6 +262,7 @@ def test_no_report_in_30_days_asks_legal_to_chase(desk: Desk) -> None:
     assert desk.data(rma)["dispute_outcome"] == "reject"
     assert desk.completed_steps(rma) == [
         "request_appraisal",
+        "lock_evidence",
         "notify_dispute_opened",
         "chase_appraiser",
         "record_appraisal",
@@ -208,6 +296,7 @@ def test_after_three_chases_legal_decides_without_the_report(desk: Desk) -> None
     assert desk.data(rma)["dispute_outcome"] == "refund"
     assert desk.completed_steps(rma) == [
         "request_appraisal",
+        "lock_evidence",
         "notify_dispute_opened",
         "chase_appraiser",
         "chase_appraiser",

@@ -3,13 +3,14 @@
 Run on its own through the returns desk (the real handlers, a fresh engine per step).
 Every path: the customer pays a dearer replacement's difference (and the replacement
 waits for the money), the house refunds a cheaper one's, an even swap, a difference
-left unpaid for 14 days, a delivery address of the customer's choosing, and each due
+left unpaid for 14 days, a payment of another amount (the wait starts again; the third
+is followed up as unpaid), a delivery address of the customer's choosing, and each due
 time escalating to the supervisor of its lane.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
@@ -312,23 +313,113 @@ def test_the_payment_is_recorded_once(desk: Desk) -> None:
     assert ledger(desk, rma) == [("charge", 70000, "CNY", "original_payment", "Zhou Min")]
 
 
-def test_a_payment_of_another_amount_stops_at_recording_it(desk: Desk) -> None:
-    """The handler refuses a payment that is not the difference asked for: the step
-    fails (an incident for an operator), nothing is charged and nothing ships."""
+def cny(amount: str) -> dict[str, str]:
+    return {"amount": amount, "currency": "CNY"}
+
+
+def mismatches(desk: Desk, rma: str) -> list[str]:
+    """The reasons of the payments refused so far, from the history."""
+    return [
+        e.data["payload"]["reason"]
+        for e in desk.history(rma)
+        if e.kind == "error_thrown" and e.data["code"] == "payment_mismatch"
+    ]
+
+
+def test_a_payment_of_another_amount_waits_for_the_right_one(desk: Desk) -> None:
+    """CNY 600 paid on a CNY 700 difference: nothing is recorded, the wait starts again,
+    and the operator delivers the message again once the right amount is in."""
+    rma = start(desk)
+    choose(desk, rma, "3500.00")
+    assert desk.data(rma)["payment_mismatches"] == 0
+    assert desk.data(rma)["payment_problem"] is None
+
+    desk.message(rma, "difference_paid", {"reference": "ALI-1", "amount": cny("600.00")})
+
+    assert mismatches(desk, rma) == [
+        "The customer paid CNY 600.00; the difference asked for is CNY 700.00."
+    ]
+    data = desk.data(rma)
+    assert data["payment_problem"] == {"reason": mismatches(desk, rma)[0]}
+    assert data["payment_mismatches"] == 1
+    assert data["reason"] == "no_reason"  # the payload stays under payment_problem
+    assert [t for t in desk.show(rma).open_tasks if t.state == "FAILED"] == []
+    assert waits(desk, rma) == [("difference_unpaid", "timer"), ("wait_for_payment", "message")]
+    assert desk.ledger(rma) == []
+    assert desk.open_steps(rma) == []
+    assert "charged" not in data
+
+    desk.message(rma, "difference_paid", {"reference": "ALI-2", "amount": cny("700.00")})
+
+    assert ledger(desk, rma) == [("charge", 70000, "CNY", "original_payment", "Zhou Min")]
+    assert desk.data(rma)["charged"]["payment_reference"] == "ALI-2"
+    assert desk.open_steps(rma) == ["pack_replacement"]
+    pack(desk, rma)
+    assert desk.status(rma) == "completed"
+    assert desk.data(rma)["exchange_result"] == "shipped"
+    assert desk.completed_steps(rma).count("record_charge") == 1
+
+
+def test_an_amount_that_cannot_be_read_is_a_mismatch_too(desk: Desk) -> None:
+    """An operator's typo in the message does not fail the step: it is delivered again."""
     rma = start(desk)
     choose(desk, rma, "3500.00")
 
-    desk.message(
-        rma,
-        "difference_paid",
-        {"reference": "ALI-1", "amount": {"amount": "600.00", "currency": "CNY"}},
-    )
+    desk.message(rma, "difference_paid", {"reference": "ALI-1", "amount": cny("7OO")})
 
-    [failed] = [t for t in desk.show(rma).open_tasks if t.bpmn_id == "record_charge"]
-    assert failed.state == "FAILED"
-    assert "the difference is CNY 700.00" in (failed.error or "")
+    [reason] = mismatches(desk, rma)
+    assert reason.startswith("The amount paid cannot be read: '7OO' is not an amount.")
+    assert "CNY 700.00" in reason
+    assert waits(desk, rma) == [("difference_unpaid", "timer"), ("wait_for_payment", "message")]
+
+    desk.message(rma, "difference_paid", {"reference": "ALI-1", "amount": cny("700.00")})
+    assert ledger(desk, rma) == [("charge", 70000, "CNY", "original_payment", "Zhou Min")]
+
+
+def test_the_third_mismatch_is_followed_up_as_unpaid(desk: Desk) -> None:
+    rma = start(desk)
+    choose(desk, rma, "3500.00")
+
+    for paid in (cny("600.00"), {"amount": "700.00", "currency": "EUR"}):
+        desk.message(rma, "difference_paid", {"reference": "ALI-1", "amount": paid})
+        assert desk.open_steps(rma) == []
+    desk.message(rma, "difference_paid", {"reference": "ALI-1", "amount": cny("800.00")})
+
+    assert len(mismatches(desk, rma)) == 3
+    data = desk.data(rma)
+    assert data["payment_mismatches"] == 3
+    assert data["payment_problem"] == {
+        "reason": "The customer paid CNY 800.00; the difference asked for is CNY 700.00."
+    }
+    assert desk.open_steps(rma) == ["follow_up_unpaid"]
+    assert desk.task(rma, "follow_up_unpaid").role == "customer_service"
+    assert waits(desk, rma) == [("follow_up_unpaid_due", "timer")]  # no wait for money
+    with pytest.raises(InvalidStateError):  # the wait for the money is over
+        desk.message(rma, "difference_paid", {"reference": "ALI-9", "amount": cny("700.00")})
+
+    desk.complete(rma, "follow_up_unpaid", {"note": "Refunded the CNY 800 by hand."}, actor=CS)
+
+    assert desk.status(rma) == "completed"
+    assert desk.data(rma)["exchange_result"] == "unpaid"
     assert desk.ledger(rma) == []
-    assert desk.open_steps(rma) == []
+    assert desk.notices(rma) == ["payment_requested"]
+    assert "ship_replacement" not in desk.completed_steps(rma)
+
+
+def test_after_a_mismatch_the_customer_has_14_days_again(desk: Desk) -> None:
+    rma = start(desk)
+    choose(desk, rma, "3500.00")
+    desk.advance(days=10)
+
+    desk.message(rma, "difference_paid", {"reference": "ALI-1", "amount": cny("600.00")})
+
+    assert desk.show(rma).next_timer_at.replace(tzinfo=UTC) == desk.now + timedelta(days=14)
+    desk.advance(days=13, hours=23)
+    assert fired(desk, rma) == []
+    desk.advance(hours=2)
+    assert fired(desk, rma) == ["difference_unpaid"]
+    assert desk.open_steps(rma) == ["follow_up_unpaid"]
+    assert desk.data(rma)["payment_mismatches"] == 1
 
 
 @pytest.mark.postgres

@@ -144,6 +144,53 @@ def test_refusal_is_recorded_without_an_amount(desk: Desk) -> None:
     assert row["amount_minor"] is None
 
 
+@pytest.mark.parametrize(
+    ("settlement", "words"),
+    [
+        (
+            {"status": "paid", "amount": {"amount": "1950.00", "currency": "EUR"}},
+            "has the status 'paid'",
+        ),
+        (
+            {"status": "Settled", "amount": {"amount": "1950.00", "currency": "EUR"}},
+            "has the status 'Settled'",
+        ),
+        ({"amount": {"amount": "1950.00", "currency": "EUR"}}, "has no status"),
+        ({"status": "settled"}, "a settled claim needs the amount recovered"),
+        (
+            {"status": "settled", "amount": {"amount": "1950.00", "currency": "USD"}},
+            "is in EUR; the amount recovered is in USD",
+        ),
+        (
+            {"status": "settled", "amount": {"amount": "0", "currency": "EUR"}},
+            "recovers more than zero, not EUR 0.00",
+        ),
+        (
+            {"status": "settled", "amount": {"amount": "1.950,00", "currency": "EUR"}},
+            "the amount recovered cannot be read",
+        ),
+        (
+            {"status": "refused", "amount": {"amount": "1950.00", "currency": "EUR"}},
+            "send the settlement without an amount",
+        ),
+    ],
+)
+def test_a_settlement_that_is_not_one_is_not_recorded(
+    desk: Desk, settlement: dict[str, Any], words: str
+) -> None:
+    """Only "settled" (with an amount in the claim's currency) or "refused" (without one)."""
+    rma = open_claim(desk)
+
+    desk.message(rma, "insurer_settlement", settlement)
+
+    [failed] = [t for t in desk.show(rma).open_tasks if t.bpmn_id == "record_settlement"]
+    assert failed.state == "FAILED"
+    assert words in (failed.error or "")
+    assert desk.data(rma)["insurance_claim"]["status"] == "open"
+    [row] = claim_rows(desk, rma)
+    assert (row["status"], row["amount_minor"], row["settled_at"]) == ("open", None, None)
+
+
 def test_no_settlement_in_30_days_asks_finance_to_chase(desk: Desk) -> None:
     rma = open_claim(desk)
 

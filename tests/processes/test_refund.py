@@ -3,10 +3,12 @@
 Run on its own through the returns desk (the real handlers, a fresh engine per step),
 with the data the earlier flows would have set passed in at the start. Every path:
 the amount (price, restocking fee, inspection deduction, shipping refunded), each
-channel, a channel the sale may not be refunded to (asked again, three times at most),
-a refund blocked by a mismatch, a mismatch a dispute decided for refund, the
-escalation two days before the legal deadline (CN: receipt + 7 days, EU: notice + 14
-days), and payment exactly once however often the step is run.
+channel, a confirmation that cannot be paid (an amount that is not one, not above zero
+or above the refund worked out, a channel the sale may not be refunded to: refused
+with its reason and asked again, three times at most), a refund blocked by a mismatch,
+a mismatch a dispute decided for refund, the escalation two days before the legal
+deadline (CN: receipt + 7 days, EU: notice + 14 days), and payment exactly once however
+often the step is run.
 """
 
 from __future__ import annotations
@@ -16,14 +18,17 @@ from typing import Any
 
 import pytest
 from conftest import Desk
+from lxml import etree
 from sqlalchemy import select
-from support import T0
+from support import PROCESSES, T0
 
 import handlers
 from engine import TaskNotFoundError
 from handlers.store.tables import outbox
 
 FINANCE = "fin-fay"
+BPMN = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+SPIFF = "http://spiffworkflow.org/bpmn/schema/1.0/core"
 
 
 def order(number: str, **changes: Any) -> dict[str, Any]:
@@ -298,22 +303,37 @@ def test_each_channel_pays_through_the_ledger(
     assert words in bodies(desk, rma)["refunded"]
 
 
-# -- channel not allowed ---------------------------------------------------------------
+# -- confirmation refused ----------------------------------------------------------------
+
+
+def refusals(desk: Desk, rma: str) -> list[str]:
+    """The reasons of the confirmations refused so far, from the history."""
+    return [
+        e.data["payload"]["reason"]
+        for e in desk.history(rma)
+        if e.kind == "error_thrown" and e.data["code"] == "confirmation_refused"
+    ]
 
 
 def test_a_large_sale_goes_back_only_to_the_original_payment(desk: Desk) -> None:
     """EUR 10,000 and more: another channel is refused and finance is asked again."""
     rma = start(desk, CANVAS)
     assert desk.data(rma)["refund"]["original_payer_only"] is True
+    assert desk.data(rma)["refusal"] is None
 
     confirm(desk, rma, "25000.00", "bank_transfer")
 
-    assert errors(desk, rma) == ["channel_not_allowed"]
+    assert errors(desk, rma) == ["confirmation_refused"]
     assert desk.open_steps(rma) == ["confirm_refund"]
     assert desk.ledger(rma) == []
     assert desk.notices(rma) == []
-    assert desk.data(rma)["channel_refusals"] == 1
-    assert desk.data(rma)["refunded"] is None
+    data = desk.data(rma)
+    assert data["confirmation_refusals"] == 1
+    assert data["refunded"] is None
+    assert data["refusal"] == {
+        "reason": "Sales of EUR 10,000 or more are refunded only to the original payment "
+        "method; bank transfer is not allowed for this sale."
+    }
 
     confirm(desk, rma, "25000.00", "original_payment")
 
@@ -329,22 +349,103 @@ def test_a_large_sale_goes_back_only_to_the_original_payment(desk: Desk) -> None
     ]
 
 
-def test_three_refused_channels_end_the_refund_unpaid(desk: Desk) -> None:
-    rma = start(desk, CANVAS)
+def test_an_amount_above_the_refund_is_refused_and_finance_asked_again(desk: Desk) -> None:
+    """Finance may lower the refund, never raise it: EUR 9,999 on EUR 4,500 is not paid."""
+    rma = start(desk, PAINTING)
 
-    for channel in ("bank_transfer", "store_credit"):
-        confirm(desk, rma, "25000.00", channel)
-        assert desk.open_steps(rma) == ["confirm_refund"]
-    confirm(desk, rma, "25000.00", "bank_transfer")
+    confirm(desk, rma, "9999.00")
+
+    assert errors(desk, rma) == ["confirmation_refused"]
+    assert desk.ledger(rma) == []
+    assert desk.open_steps(rma) == ["confirm_refund"]
+    assert desk.task(rma, "confirm_refund").role == "finance"
+    assert desk.data(rma)["refusal"] == {
+        "reason": "EUR 9,999.00 is more than the refund worked out (EUR 4,500.00): the amount "
+        "may be lowered, never raised."
+    }
+    # The payload lands under `refusal` only: the return's own `reason` is untouched.
+    assert desk.data(rma)["reason"] == "no_reason"
+    assert desk.notices(rma) == []
+
+    confirm(desk, rma, "4500.00")
 
     assert desk.status(rma) == "completed"
-    assert errors(desk, rma) == ["channel_not_allowed"] * 3
+    assert ledger(desk, rma) == [("refund", 450000, "EUR", "original_payment", "Jonas Weber")]
+    assert desk.data(rma)["refunded"]["amount"] == {"amount": "4500.00", "currency": "EUR"}
+
+
+@pytest.mark.parametrize(
+    ("typed", "words"),
+    [
+        ("4.500,00", "'4.500,00' is not an amount"),
+        ("4.500", "'4.500' has more decimals than EUR has (2)"),
+        ("EUR 4500", "'EUR 4500' is not an amount"),
+        ("", "'' is not an amount"),
+        ("0", "must be more than zero, not EUR 0.00"),
+        ("-4500.00", "must be more than zero, not EUR -4,500.00"),
+        ("NaN", "not a finite decimal amount"),
+    ],
+)
+def test_an_amount_that_cannot_be_paid_is_refused_with_its_reason(
+    desk: Desk, typed: str, words: str
+) -> None:
+    """A mistyped amount does not fail the step: finance is told why and asked again."""
+    rma = start(desk, PAINTING)
+
+    confirm(desk, rma, typed)
+
+    assert errors(desk, rma) == ["confirmation_refused"]
+    [reason] = refusals(desk, rma)
+    assert words in reason
+    assert desk.data(rma)["refusal"] == {"reason": reason}
+    assert [t.state for t in desk.show(rma).open_tasks if t.bpmn_id == "pay_refund"] == []
+    assert desk.open_steps(rma) == ["confirm_refund"]
+    assert desk.ledger(rma) == []
+
+    confirm(desk, rma, "4450.00")
+
+    assert ledger(desk, rma) == [("refund", 445000, "EUR", "original_payment", "Jonas Weber")]
+
+
+def test_three_refused_confirmations_end_the_refund_unpaid(desk: Desk) -> None:
+    """Each reason counts; the third refusal ends the refund with nothing paid."""
+    rma = start(desk, CANVAS)
+
+    confirm(desk, rma, "25000.00", "bank_transfer")
+    assert desk.open_steps(rma) == ["confirm_refund"]
+    confirm(desk, rma, "25000,00")
+    assert desk.open_steps(rma) == ["confirm_refund"]
+    confirm(desk, rma, "25000.01", "original_payment")
+
+    assert desk.status(rma) == "completed"
+    assert errors(desk, rma) == ["confirmation_refused"] * 3
+    assert len(set(refusals(desk, rma))) == 3
     assert desk.ledger(rma) == []
     assert desk.notices(rma) == []
     data = desk.data(rma)
-    assert data["channel_refusals"] == 3
-    assert data["refunded"] is None
+    assert data["confirmation_refusals"] == 3
+    assert data["refunded"] is None  # what the top level tests to tell an unpaid refund
+    assert data["refusal"] == {"reason": refusals(desk, rma)[-1]}
+    assert "more than the refund worked out" in data["refusal"]["reason"]
     assert desk.completed_steps(rma).count("confirm_refund") == 3
+    assert desk.completed_steps(rma)[-1] == "confirm_refund"
+
+
+def test_the_diagram_declares_the_refusal_and_names_the_unpaid_end() -> None:
+    """The error's payload goes to `refusal`; the unpaid end is named for every reason."""
+    root = etree.parse(str(PROCESSES / "refund.bpmn")).getroot()
+    errors = {e.get("errorCode"): e for e in root.findall(f"{{{BPMN}}}error")}
+    assert set(errors) == {"confirmation_refused", "refund_blocked"}
+    error = errors["confirmation_refused"]
+    assert error.findtext(f"{{{BPMN}}}extensionElements/{{{SPIFF}}}variableName") == "refusal"
+    [boundary] = [
+        b
+        for b in root.iter(f"{{{BPMN}}}boundaryEvent")
+        if b.find(f"{{{BPMN}}}errorEventDefinition[@errorRef='{error.get('id')}']") is not None
+    ]
+    assert boundary.get("attachedToRef") == "pay_refund"
+    [end] = [e for e in root.iter(f"{{{BPMN}}}endEvent") if e.get("id") == "refund_not_paid"]
+    assert end.get("name") == "Refund not paid: confirmation refused"
 
 
 def test_a_small_sale_may_go_to_another_channel(desk: Desk) -> None:
