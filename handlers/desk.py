@@ -215,8 +215,14 @@ def overview(engine: Engine, folders: Folders, limit: int = 50) -> list[ReturnLi
         request = data.get("request") or {}
         works = ", ".join(str(w.get("title")) for w in data.get("artworks") or [])
         waiting = [t.name for t in instance.open_tasks if t.kind in ("user", "manual", "message")]
+        if not waiting:  # only the clock: say what for and until when
+            waiting = [
+                f"{t.name} ({t.due_at:%Y-%m-%d})" if t.due_at else t.name
+                for t in instance.open_tasks
+                if t.kind == "timer"
+            ]
         if instance.status == "running":
-            where = "waiting: " + ("; ".join(waiting) if waiting else "timers")
+            where = "waiting: " + "; ".join(waiting)
         else:
             where = instance.status
         declined = ticket in ("declined", "rejected")
