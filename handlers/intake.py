@@ -14,19 +14,34 @@ from handlers.money import Money
 def check_completeness(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
     """Check that every required field of a request is present and not blank.
 
-    Parameters: `request` (the request's fields) and `required` (the names of the fields
-    that must be filled). Returns `complete` (true or false) and `missing` (the names of
-    the required fields that are absent or blank, in the order given).
+    Parameters: `request` (the request's fields), `required` (the names of the fields
+    that must be filled) and, optionally, `rma`: then `evidence` is what is kept for the
+    return now (files added with `artreturns evidence add` after the request count).
+    Returns `complete` (true or false) and `missing` (the names of the required fields
+    that are absent or blank, in the order given).
     """
     request = params.get("request") or {}
     if not isinstance(request, Mapping):
         raise TypeError("parameter 'request' must be a mapping of field names to values")
+    request = {**request, "evidence": _evidence(params, request, ctx)}
     required = params.get("required") or []
     if isinstance(required, str) or not all(isinstance(name, str) for name in required):
         raise TypeError("parameter 'required' must be a list of field names")
     missing = [name for name in required if _blank(request.get(name))]
     ctx.logger.info("completeness of %s: missing %s", ctx.business_key, missing or "nothing")
     return {"complete": not missing, "missing": missing}
+
+
+def _evidence(params: Mapping[str, Any], request: Mapping[str, Any], ctx: TaskContext) -> Any:
+    """The evidence of the return: kept in the store when `rma` is given, else as the
+    request listed it when it was registered."""
+    rma = params.get("rma")
+    if not rma:
+        return request.get("evidence") or []
+    return [
+        {"name": item.name, "sha256": item.sha256, "kind": item.kind}
+        for item in services(ctx).evidence.items(str(rma))
+    ]
 
 
 def _blank(value: Any) -> bool:
@@ -43,7 +58,8 @@ def facts(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
     """Work out the facts the return policy and the approval tiers are decided on.
 
     Parameters: `request` ({order_number, artwork_ids, type, reason, evidence,
-    reported_at}). The order and its artworks are read from the orders on record.
+    reported_at}) and, optionally, `rma` (then the evidence kept for the return now is
+    counted). The order and its artworks are read from the orders on record.
     Returns, as process data of their own: jurisdiction, channel, reason, request_type,
     custom_made, partial_set, auction_lot, authenticity_disclaimer, guarantee_years,
     days_since_delivery (day 1 is the day after delivery), days_since_sale,
@@ -71,7 +87,7 @@ def facts(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
     total = Money.zero(order.currency)
     for work in chosen:
         total = total + work.price
-    evidence = request.get("evidence") or []
+    evidence = _evidence(params, request, ctx)
     reason = str(request.get("reason") or "")
     return {
         "jurisdiction": order.jurisdiction,
