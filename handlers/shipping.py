@@ -5,16 +5,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 from engine.registry import BpmnError, TaskContext
 from handlers.common import HOUSE, HandlerInputError, need, rma_of, services
 from handlers.money import Money
+from handlers.store.carrier import TrackingNumberError, parse_tracking_number
 
 #: Works at or above these values get fine-art packing instructions.
 FINE_ART_PACKING = {"CNY": Decimal(50000), "EUR": Decimal(6500), "USD": Decimal(7000)}
 #: Days the customer has to ship the work once instructed.
 SHIP_WITHIN_DAYS = 14
+#: The BPMN error thrown when a shipment cannot be registered; its payload says why.
+NUMBER_REFUSED = "tracking_number_refused"
+#: The BPMN error thrown for a parcel update that cannot be recorded; its payload says why.
+UPDATE_REFUSED = "parcel_update_refused"
+#: What a parcel update may report (a label is issued before, never after, the shipment).
+PARCEL_STATUSES = ("shipped", "in_transit", "delivered", "lost")
 
 
 def instructions(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
@@ -48,32 +55,38 @@ def instructions(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
 
 
 def register(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
-    """Record that the customer shipped the work. A tracking number is required: without
-    one this throws the BPMN error `no_tracking_number`.
+    """Record that the customer shipped the work, under a tracking number the carrier accepts.
 
-    Parameters: `rma`, `shipment` (the message: {carrier, tracking_number}), `shipping`
-    (the instructions, whose prepaid label counts). Returns `shipment` {carrier,
-    tracking_number, status}.
+    Parameters: `rma`, `shipment` (the message, or logistics' answer: {carrier,
+    tracking_number}), `shipping` (the instructions, whose prepaid label counts when the
+    shipment names no other number). The number is written as the carrier writes it
+    (spaces removed, upper case). Throws `tracking_number_refused` with {"reason": "..."}
+    when there is no tracking number, when it is not one (6 to 40 letters and digits, at
+    least one a digit) or when another shipment already uses it; nothing is recorded
+    then. Returns `shipment` {carrier, tracking_number, status}.
     """
-    shipment = params.get("shipment") or {}
-    if not isinstance(shipment, Mapping):
-        raise HandlerInputError("parameter 'shipment' must be an object")
-    planned = params.get("shipping") or {}
-    number = str(shipment.get("tracking_number") or planned.get("tracking_number") or "").strip()
-    if not number:
-        raise BpmnError("no_tracking_number", "the shipment has no tracking number")
-    carrier = str(shipment.get("carrier") or planned.get("carrier") or "")
-    store = services(ctx).carrier
-    if planned.get("tracking_number") == number:
-        recorded = store.report(number, "shipped", "handed to the carrier")
-    else:
-        recorded = store.register(
-            key=ctx.idempotency_key,
-            rma=rma_of(params, ctx),
-            direction="return",
-            carrier=carrier,
-            tracking_number=number,
-        )
+    shipment = _mapping(params, "shipment")
+    planned = _mapping(params, "shipping")
+    label = planned.get("tracking_number") or None
+    given = shipment.get("tracking_number")
+    if given is None or (isinstance(given, str) and not given.strip()):
+        if label is None:
+            _refuse_number("The shipment has no tracking number.")
+        given = label
+    try:
+        number = parse_tracking_number(given)
+        if label is not None and number == parse_tracking_number(label):
+            recorded = services(ctx).carrier.report(number, "shipped", "handed to the carrier")
+        else:
+            recorded = services(ctx).carrier.register(
+                key=ctx.idempotency_key,
+                rma=rma_of(params, ctx),
+                direction="return",
+                carrier=str(shipment.get("carrier") or ""),
+                tracking_number=number,
+            )
+    except TrackingNumberError as exc:
+        _refuse_number(str(exc))
     return {
         "shipment": {
             "carrier": recorded.carrier,
@@ -86,15 +99,25 @@ def register(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
 def track(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
     """Record a tracking event of a shipment.
 
-    Parameters: `shipment` ({tracking_number}), `update` (the message: {status, note}).
-    Returns `shipment` with the new status.
+    Parameters: `shipment` ({tracking_number}), `update` (the message: {status, note};
+    status is one of shipped, in_transit, delivered, lost, in_transit when left out).
+    Throws `parcel_update_refused` with {"reason": "..."} for any other status; nothing
+    is recorded then. Returns `shipment` with the new status.
     """
     shipment = need(params, "shipment", Mapping)
     update = need(params, "update", Mapping)
-    status = str(update.get("status") or "in_transit")
-    recorded = services(ctx).carrier.report(
-        str(shipment.get("tracking_number")), status, str(update.get("note") or "")
-    )
+    given = update.get("status")
+    status = "_".join(str(given or "in_transit").lower().replace("-", " ").split())
+    if status not in PARCEL_STATUSES:
+        reason = (
+            f"{given!r} is not a parcel status; a parcel update says "
+            f"{', '.join(PARCEL_STATUSES[:-1])} or {PARCEL_STATUSES[-1]}."
+        )
+        raise BpmnError(UPDATE_REFUSED, reason, {"reason": reason})
+    number = shipment.get("tracking_number")
+    if not isinstance(number, str) or not number:
+        raise HandlerInputError("parameter 'shipment' has no tracking_number")
+    recorded = services(ctx).carrier.report(number, status, str(update.get("note") or ""))
     return {"shipment": {**dict(shipment), "status": recorded.status}}
 
 
@@ -135,6 +158,18 @@ def ship_replacement(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, A
             "address": address,
         }
     }
+
+
+def _mapping(params: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """An optional object parameter: absent or null is empty."""
+    value = params.get(name) or {}
+    if not isinstance(value, Mapping):
+        raise HandlerInputError(f"parameter '{name}' must be an object, not {type(value).__name__}")
+    return value
+
+
+def _refuse_number(reason: str) -> NoReturn:
+    raise BpmnError(NUMBER_REFUSED, reason, {"reason": reason})
 
 
 HANDLERS = {

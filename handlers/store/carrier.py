@@ -8,6 +8,8 @@ they are reported. A real carrier adapter implements the same three methods.
 from __future__ import annotations
 
 import hashlib
+import re
+import reprlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -18,10 +20,43 @@ from handlers.store.tables import shipments
 
 DIRECTIONS = ("return", "replacement")
 STATUSES = ("label_issued", "shipped", "in_transit", "delivered", "lost")
+#: Letters and digits, in groups joined by single hyphens: the tracking numbers carriers issue.
+TRACKING_NUMBER = re.compile(r"[A-Z0-9]+(?:-[A-Z0-9]+)*")
+TRACKING_NUMBER_LENGTH = (6, 40)
 
 
 class ShippingError(ValueError):
     pass
+
+
+class TrackingNumberError(ShippingError):
+    """A tracking number the carrier does not accept for this shipment. The message is a
+    sentence for the person who entered it."""
+
+
+def parse_tracking_number(value: object) -> str:
+    """A tracking number as the carrier writes it: spaces removed, letters upper case.
+
+    Refuses (TrackingNumberError) anything that is not 6 to 40 letters and digits with
+    at least one digit, such as "123", "n/a", "unknown" or a number written as 1.5e9.
+    """
+    text = value if isinstance(value, str | int) and not isinstance(value, bool) else None
+    number = "".join(str(text).split()).upper() if text is not None else ""
+    shortest, longest = TRACKING_NUMBER_LENGTH
+    if (
+        not TRACKING_NUMBER.fullmatch(number)
+        or not shortest <= len(number) <= longest
+        or not any(c.isdigit() for c in number)
+    ):
+        raise TrackingNumberError(
+            f"{_SHORT.repr(value)} is not a tracking number: a tracking number has "
+            f"{shortest} to {longest} letters and digits, at least one of them a digit."
+        )
+    return number
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 50
 
 
 @dataclass(frozen=True)
@@ -42,7 +77,9 @@ class Carrier(Protocol):
 
     def register(
         self, *, key: str, rma: str, direction: str, carrier: str, tracking_number: str
-    ) -> Shipment: ...
+    ) -> Shipment:
+        """Raises TrackingNumberError for a number the carrier does not accept."""
+        ...
 
     def report(self, tracking_number: str, status: str, note: str) -> Shipment: ...
 
@@ -67,16 +104,24 @@ class LocalCarrier:
     def register(
         self, *, key: str, rma: str, direction: str, carrier: str, tracking_number: str
     ) -> Shipment:
-        """Record a shipment the customer arranged, under the carrier's tracking number."""
+        """Record a shipment the customer arranged, under the carrier's tracking number.
+
+        Refuses (TrackingNumberError) a number that is not a tracking number, or one
+        already used by another shipment; the same return's shipment in the same direction
+        under the same number is that shipment.
+        """
         existing = self._by_key(key)
         if existing is not None:
             return existing
-        number = tracking_number.strip()
-        if len(number) < 6:
-            raise ShippingError(f"{tracking_number!r} is not a tracking number")
+        number = parse_tracking_number(tracking_number)
         taken = self._by_number(number)
+        if taken is not None and (taken.rma, taken.direction) == (rma, direction):
+            if taken.status == "label_issued":  # the house's own label, written another way
+                return self.report(number, "shipped", "handed to the carrier")
+            return taken
         if taken is not None:
-            raise ShippingError(f"tracking number {number} is already used by {taken.rma}")
+            whose = f"this return's {taken.direction} shipment" if taken.rma == rma else taken.rma
+            raise TrackingNumberError(f"Tracking number {number} is already used by {whose}.")
         return self._insert(
             key, rma, direction, carrier.strip() or "unknown", number, "customer", "shipped"
         )

@@ -2,13 +2,16 @@
 
 Run on its own through the returns desk (the real handlers, a fresh engine per step):
 the inspector's report is compared with the condition reports made at dispatch and with
-the evidence; observations without photos send the inspector back for them (three times
-at most, then the last comparison fails as an incident an operator clears); a mismatch
-locks the evidence; the customer is told the result.
+the evidence; a report with something to put right (observations without photos, an
+unknown outcome, a deduction that is not an amount, ...) sends the inspector back with the
+reason (three times at most, then the last comparison fails as an incident: missing
+photos an operator adds and retries); a mismatch locks the evidence; the customer is told
+the result.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -127,6 +130,7 @@ def report(
     observations: list[dict[str, Any]] | None = None,
     accessories: list[str] | None = None,
     deduction: dict[str, str] | None = None,
+    **fields: Any,
 ) -> dict[str, Any]:
     """The inspector's form as the command line passes it."""
     data: dict[str, Any] = {
@@ -134,6 +138,7 @@ def report(
         "grade": grade,
         "observations": observations or [],
         "accessories": ["certificate", "hanging wire"] if accessories is None else accessories,
+        **fields,
     }
     if deduction is not None:
         data["deduction"] = deduction
@@ -191,7 +196,7 @@ def test_the_inspector_has_two_days_to_inspect(desk: Desk) -> None:
     task = desk.task(rma, "inspect_work")
     assert task.role == "inspector"
     assert task.due_at == desk.now + timedelta(days=2)
-    assert desk.data(rma)["photo_rounds"] == 0
+    assert desk.data(rma)["report_rounds"] == 0
     assert desk.notices(rma) == []
 
 
@@ -318,7 +323,7 @@ def test_a_set_is_compared_panel_by_panel_in_one_report(desk: Desk, tmp_path: Pa
     assert desk.completed_steps(rma).count("compare_reports") == 1
 
 
-# -- missing photos --------------------------------------------------------------------------
+# -- a report to put right -------------------------------------------------------------------
 
 
 def test_missing_photos_send_the_inspector_back_for_them(desk: Desk, tmp_path: Path) -> None:
@@ -336,10 +341,16 @@ def test_missing_photos_send_the_inspector_back_for_them(desk: Desk, tmp_path: P
         ),
     )
 
-    assert errors(desk, rma) == ["photos_missing"]
+    assert errors(desk, rma) == ["report_incomplete"]
+    reason = (
+        "Observation 1 ('Canvas taken off its stretcher') cites the photo support-2.jpg that "
+        f"is not in the return's evidence: add it with `artreturns evidence add {rma} "
+        "FILE...` or correct the file names."
+    )
     [thrown] = [e for e in desk.history(rma) if e.kind == "error_thrown"]
-    assert thrown.data["payload"] == {"observations": ["Canvas taken off its stretcher"]}
-    task = desk.task(rma, "add_photos")
+    assert thrown.data["payload"] == {"reason": reason}
+    assert desk.data(rma)["report_problem"] == {"reason": reason}
+    task = desk.task(rma, "complete_report")
     assert task.role == "inspector"
     assert task.due_at == desk.now + timedelta(days=1)
     assert "inspection" not in desk.data(rma)
@@ -347,7 +358,7 @@ def test_missing_photos_send_the_inspector_back_for_them(desk: Desk, tmp_path: P
     desk.add_evidence(rma, [photo(tmp_path, "support-2.jpg")])
     desk.complete(
         rma,
-        "add_photos",
+        "complete_report",
         report(
             "accepted_with_deduction",
             grade="fair",
@@ -358,15 +369,125 @@ def test_missing_photos_send_the_inspector_back_for_them(desk: Desk, tmp_path: P
     )
 
     data = desk.data(rma)
-    assert data["photo_rounds"] == 1
+    assert data["report_rounds"] == 1
+    assert data["report_problem"] is None
     assert data["inspection"]["deduction"] == {"amount": "300.00", "currency": "EUR"}
     assert desk.status(rma) == "completed"
     assert desk.completed_steps(rma) == [
         "inspect_work",
-        "add_photos",
+        "complete_report",
         "compare_reports",
         "send_inspection_result",
     ]
+
+
+def test_the_deduction_comes_from_the_form_s_own_fields(desk: Desk, tmp_path: Path) -> None:
+    rma = start(desk)
+    desk.add_evidence(rma, [photo(tmp_path, "support-1.jpg"), photo(tmp_path, "support-2.jpg")])
+
+    inspect(
+        desk,
+        rma,
+        report(
+            "accepted_with_deduction",
+            grade="fair",
+            observations=json.dumps([SUPPORT]),  # a form's text field holds the JSON text
+            accessories='["certificate", "hanging wire"]',
+            deduction_amount="300.00",
+            deduction_currency="",
+        ),
+    )
+
+    assert errors(desk, rma) == []
+    inspection = desk.data(rma)["inspection"]
+    assert inspection["deduction"] == {"amount": "300.00", "currency": "EUR"}
+    assert inspection["observations"] == ["Canvas taken off its stretcher"]
+    assert inspection["accessories_missing"] == []
+    assert "EUR 300.00 will be deducted from your refund" in bodies(desk, rma)["inspection_result"]
+    assert desk.status(rma) == "completed"
+
+
+def test_an_unknown_outcome_goes_back_to_the_inspector_with_the_reason(desk: Desk) -> None:
+    rma = start(desk)
+
+    inspect(desk, rma, report("ok"))
+
+    assert errors(desk, rma) == ["report_incomplete"]
+    assert desk.show(rma).incident_count == 0
+    assert desk.data(rma)["report_problem"] == {
+        "reason": "The outcome 'ok' is not one of accepted, accepted_with_deduction, "
+        "transit_damage, mismatch."
+    }
+    assert desk.open_steps(rma) == ["complete_report"]
+
+    desk.complete(rma, "complete_report", report("accepted"), actor=INSPECTOR)
+
+    assert desk.status(rma) == "completed"
+    assert desk.data(rma)["inspection"]["outcome"] == "accepted"
+    assert desk.notices(rma) == ["inspection_result"]
+
+
+def test_a_float_deduction_from_the_command_line_is_sent_back_to_be_written_as_text(
+    desk: Desk,
+) -> None:
+    rma = start(desk)
+
+    # `--set deduction_amount=300.00` reaches the engine as the float 300.0
+    inspect(desk, rma, report("accepted_with_deduction", grade="fair", deduction_amount=300.0))
+
+    reason = desk.data(rma)["report_problem"]["reason"]
+    assert reason.startswith("The deduction 300.0 was given as a floating-point number")
+    assert """--set 'deduction_amount="300.00"'""" in reason
+    assert desk.show(rma).incident_count == 0
+
+    desk.complete(
+        rma,
+        "complete_report",
+        report("accepted_with_deduction", grade="fair", deduction_amount="300.00"),
+        actor=INSPECTOR,
+    )
+    assert desk.data(rma)["inspection"]["deduction"] == {"amount": "300.00", "currency": "EUR"}
+    assert desk.status(rma) == "completed"
+
+
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        (
+            report("accepted", deduction_amount="300.00"),
+            "A deduction is only for the outcome accepted_with_deduction; leave it out when "
+            "the outcome is accepted.",
+        ),
+        (
+            report("accepted_with_deduction", deduction_amount="4500.01"),
+            "The deduction EUR 4,500.01 is more than the price of the works returned "
+            "(EUR 4,500.00).",
+        ),
+        (
+            report("accepted_with_deduction", deduction={"amount": "300", "currency": "USD"}),
+            "The deduction must be in EUR, the currency of the sale, not in 'USD'.",
+        ),
+        (
+            report("accepted_with_deduction"),
+            "The outcome accepted_with_deduction needs the deduction",
+        ),
+        (
+            report("accepted", grade="mint"),
+            "The grade 'mint' is not one of excellent, good, fair, poor.",
+        ),
+    ],
+)
+def test_a_wrong_report_never_leaves_an_incident(
+    desk: Desk, data: dict[str, Any], said: str
+) -> None:
+    rma = start(desk)
+
+    inspect(desk, rma, data)
+
+    assert said in desk.data(rma)["report_problem"]["reason"]
+    assert desk.open_steps(rma) == ["complete_report"]
+    assert desk.show(rma).incident_count == 0
+    assert "inspection" not in desk.data(rma)
 
 
 def test_after_three_rounds_the_last_comparison_fails_until_the_photos_are_there(
@@ -377,18 +498,21 @@ def test_after_three_rounds_the_last_comparison_fails_until_the_photos_are_there
 
     for round_ in (1, 2, 3):
         desk.complete(
-            rma, "add_photos", report("accepted", observations=[SURFACE]), actor=INSPECTOR
+            rma, "complete_report", report("accepted", observations=[SURFACE]), actor=INSPECTOR
         )
-        assert desk.data(rma)["photo_rounds"] == round_
+        assert desk.data(rma)["report_rounds"] == round_
 
-    assert errors(desk, rma) == ["photos_missing"] * 4
+    assert errors(desk, rma) == ["report_incomplete"] * 4
     assert desk.tasks(rma) == []
     view = desk.show(rma)
     assert view.status == "running"
     assert view.incident_count == 1
     [failed] = [t for t in view.open_tasks if t.bpmn_id == "compare_last_time"]
     assert failed.state == "FAILED"
-    assert "photos_missing" in (failed.error or "")
+    assert "report_incomplete" in (failed.error or "")
+    assert "cites the photo surface-1.jpg that is not in the return's evidence" in (
+        failed.error or ""
+    )
     assert desk.notices(rma) == []
 
     desk.add_evidence(rma, [photo(tmp_path, "surface-1.jpg")])
@@ -426,12 +550,14 @@ def test_overdue_photos_escalate_and_stay_open(desk: Desk, tmp_path: Path) -> No
 
     desk.advance(days=1, minutes=1)
 
-    assert fired(desk, rma) == ["add_photos_due"]
-    assert desk.task(rma, "add_photos").escalated_to == "inspector_supervisor"
+    assert fired(desk, rma) == ["complete_report_due"]
+    assert desk.task(rma, "complete_report").escalated_to == "inspector_supervisor"
     assert desk.status(rma) == "running"
 
     desk.add_evidence(rma, [photo(tmp_path, "surface-1.jpg")])
-    desk.complete(rma, "add_photos", report("accepted", observations=[SURFACE]), actor=INSPECTOR)
+    desk.complete(
+        rma, "complete_report", report("accepted", observations=[SURFACE]), actor=INSPECTOR
+    )
     assert desk.status(rma) == "completed"
 
 
@@ -454,7 +580,7 @@ def test_a_deduction_on_postgresql(pg_desk: Desk, tmp_path: Path) -> None:
     pg_desk.add_evidence(rma, [photo(tmp_path, "support-1.jpg"), photo(tmp_path, "support-2.jpg")])
     pg_desk.complete(
         rma,
-        "add_photos",
+        "complete_report",
         report(
             "accepted_with_deduction",
             grade="fair",

@@ -3,8 +3,9 @@
 Run on its own through the returns desk (the real handlers, a fresh engine per step):
 the customer is instructed (with a prepaid label when the house pays), reminded after
 5 days, the request lapses after 14 days without a shipment; logistics chases a missing
-tracking number (three times at most), the parcel is followed (20 updates at most) and
-traced when lost, until the work is received.
+or refused tracking number (three times at most), the parcel is followed (20 updates at
+most) and traced when it is reported lost or silent for 30 days, until the work is
+received.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from engine.views import CommandResult
 from handlers.store.tables import outbox, shipments
 
 LOGISTICS = "log-leo"
+#: While the parcel travels: the work's arrival, or news of the parcel (a boundary event).
+AWAITING_NEWS = ["parcel_update", "work_received"]
 OTHER_LOGISTICS = "log-lia"
 HOUSE_CARRIER = "ArtReturns Fine Art Logistics"
 ORDERS: list[dict[str, Any]] = [
@@ -153,7 +156,7 @@ def errors(desk: Desk, rma: str) -> list[str]:
 
 
 def waits_for(desk: Desk, rma: str) -> list[str]:
-    """bpmn ids of the message catches (and the event gateway) the instance waits at."""
+    """bpmn ids of the message catches (receive tasks, boundary events) it waits at."""
     return sorted(t.bpmn_id for t in desk.show(rma).open_tasks if t.kind == "message")
 
 
@@ -197,7 +200,7 @@ def test_with_a_prepaid_label_the_shipment_needs_no_tracking_number_from_anyone(
     }
     assert data["parcel_updates"] == 0
     assert desk.tasks(rma) == []
-    assert waits_for(desk, rma) == ["parcel_news"]
+    assert waits_for(desk, rma) == AWAITING_NEWS
     assert tracking_events(desk, rma) == ["label_issued", "shipped"]
     assert errors(desk, rma) == []
 
@@ -222,7 +225,7 @@ def test_when_the_buyer_pays_the_instructions_ask_for_a_tracked_shipment(desk: D
         "tracking_number": "SF1234567890",
         "status": "shipped",
     }
-    assert waits_for(desk, rma) == ["parcel_news"]
+    assert waits_for(desk, rma) == AWAITING_NEWS
     assert tracking_events(desk, rma) == ["shipped"]
     assert desk.notices(rma) == ["return_instructions"]
 
@@ -235,7 +238,8 @@ def test_a_shipment_without_a_tracking_number_goes_to_logistics(desk: Desk) -> N
 
     ok(desk.message(rma, "return_shipped", {"carrier": "SF Express"}))
 
-    assert errors(desk, rma) == ["no_tracking_number"]
+    assert errors(desk, rma) == ["tracking_number_refused"]
+    assert desk.data(rma)["tracking_refusal"] == {"reason": "The shipment has no tracking number."}
     task = desk.task(rma, "get_tracking_number")
     assert task.role == "logistics"
     assert task.due_at is not None
@@ -251,10 +255,11 @@ def test_a_shipment_without_a_tracking_number_goes_to_logistics(desk: Desk) -> N
 
     data = desk.data(rma)
     assert data["tracking_attempts"] == 1
+    assert data["tracking_refusal"] is None
     assert data["shipment"]["tracking_number"] == "SF9988776655"
     assert data["shipment"]["status"] == "shipped"
     assert desk.tasks(rma) == []
-    assert waits_for(desk, rma) == ["parcel_news"]
+    assert waits_for(desk, rma) == AWAITING_NEWS
     assert desk.completed_steps(rma) == [
         "work_out_shipping",
         "send_instructions",
@@ -277,7 +282,7 @@ def test_three_times_without_a_tracking_number_and_the_request_lapses(desk: Desk
         )
         assert desk.data(rma)["tracking_attempts"] == attempt
 
-    assert errors(desk, rma) == ["no_tracking_number"] * 4
+    assert errors(desk, rma) == ["tracking_number_refused"] * 4
     assert desk.status(rma) == "completed"
     data = desk.data(rma)
     assert data["shipping_result"] == "lapsed"
@@ -285,6 +290,103 @@ def test_three_times_without_a_tracking_number_and_the_request_lapses(desk: Desk
     assert desk.notices(rma) == ["return_instructions", "lapsed"]
     assert "has lapsed" in bodies(desk, rma)["lapsed"]
     assert desk.tasks(rma) == []
+
+
+def test_a_number_that_is_not_a_tracking_number_goes_to_logistics_with_the_reason(
+    desk: Desk,
+) -> None:
+    rma = start(desk, seller_pays=False)
+
+    ok(desk.message(rma, "return_shipped", {"carrier": "SF Express", "tracking_number": "123"}))
+
+    assert errors(desk, rma) == ["tracking_number_refused"]
+    reason = desk.data(rma)["tracking_refusal"]["reason"]
+    assert reason.startswith("'123' is not a tracking number: a tracking number has 6 to 40")
+    assert desk.task(rma, "get_tracking_number").role == "logistics"
+    assert "shipment" not in desk.data(rma)
+
+    desk.complete(
+        rma,
+        "get_tracking_number",
+        {"carrier": "SF Express", "tracking_number": "sf 1234 5678 90"},
+        actor=LOGISTICS,
+    )
+    assert desk.data(rma)["shipment"] == {
+        "carrier": "SF Express",
+        "tracking_number": "SF1234567890",
+        "status": "shipped",
+    }
+    assert waits_for(desk, rma) == AWAITING_NEWS
+
+
+def test_a_tracking_number_another_return_uses_is_refused_with_the_return_named(
+    desk: Desk,
+) -> None:
+    first = start(desk, seller_pays=False)
+    second = desk.apply(
+        "WS-2026-0101",
+        ["BR-0102"],
+        process="return_shipping",
+        extra={"seller_pays_return": False, "amount": "180000.00", "currency": "CNY"},
+    )
+    ship(desk, first, number="SF1234567890")
+
+    ok(desk.message(second, "return_shipped", {"carrier": "SF", "tracking_number": "SF1234567890"}))
+
+    assert errors(desk, second) == ["tracking_number_refused"]
+    assert desk.data(second)["tracking_refusal"] == {
+        "reason": f"Tracking number SF1234567890 is already used by {first}."
+    }
+    assert desk.open_steps(second) == ["get_tracking_number"]
+    assert desk.show(second).incident_count == 0
+    assert tracking_events(desk, first) == ["shipped"]
+
+    for attempt in (1, 2):  # a refused number counts as an attempt like a missing one
+        desk.complete(
+            second,
+            "get_tracking_number",
+            {"carrier": "SF", "tracking_number": "SF1234567890"},
+            actor=LOGISTICS,
+        )
+        assert desk.data(second)["tracking_attempts"] == attempt
+    desk.complete(
+        second,
+        "get_tracking_number",
+        {"carrier": "SF Express", "tracking_number": "SF7777000011"},
+        actor=LOGISTICS,
+    )
+    assert desk.data(second)["shipment"]["tracking_number"] == "SF7777000011"
+    assert errors(desk, second) == ["tracking_number_refused"] * 3
+
+
+def test_the_prepaid_label_counts_however_its_number_is_written(desk: Desk) -> None:
+    rma = start(desk, seller_pays=True)
+    label = desk.data(rma)["shipping"]["tracking_number"]
+    written = f" {label[:6].lower()} {label[6:]} "
+
+    ok(desk.message(rma, "return_shipped", {"tracking_number": written}))
+
+    assert errors(desk, rma) == []
+    assert desk.data(rma)["shipment"] == {
+        "carrier": HOUSE_CARRIER,
+        "tracking_number": label,
+        "status": "shipped",
+    }
+    assert tracking_events(desk, rma) == ["label_issued", "shipped"]
+
+
+def test_a_customer_who_ships_another_way_is_not_recorded_with_the_house_carrier(
+    desk: Desk,
+) -> None:
+    rma = start(desk, seller_pays=True)
+
+    ok(desk.message(rma, "return_shipped", {"tracking_number": "SF5550001111"}))
+
+    assert desk.data(rma)["shipment"] == {
+        "carrier": "unknown",
+        "tracking_number": "SF5550001111",
+        "status": "shipped",
+    }
 
 
 # -- deadlines -------------------------------------------------------------------------------
@@ -310,7 +412,7 @@ def test_after_five_days_the_customer_is_reminded_once_and_the_process_keeps_wai
 
     ship(desk, rma)
     assert desk.data(rma)["shipment"]["status"] == "shipped"
-    assert waits_for(desk, rma) == ["parcel_news"]
+    assert waits_for(desk, rma) == AWAITING_NEWS
     desk.advance(days=6)  # past day 14: the lapse timer went with the shipment
     assert fired(desk, rma) == ["no_shipment_5_days"]
     assert desk.notices(rma) == ["return_instructions", "reminder"]
@@ -349,7 +451,7 @@ def test_parcel_updates_are_recorded_until_the_work_arrives(desk: Desk) -> None:
     assert data["parcel_update"] == {"status": "in_transit", "note": "out for delivery"}
     assert data["shipment"]["status"] == "in_transit"
     assert "shipping_result" not in data
-    assert waits_for(desk, rma) == ["parcel_news"]
+    assert waits_for(desk, rma) == AWAITING_NEWS
 
     desk.advance(hours=5)
     ok(desk.message(rma, "return_received", {}, actor="returns-desk"))
@@ -410,7 +512,7 @@ def test_a_lost_parcel_that_is_found_goes_on_to_arrive(desk: Desk) -> None:
         rma, "trace_lost_parcel", {"found": True, "note": "at the Hong Kong hub"}, actor=LOGISTICS
     )
     assert desk.tasks(rma) == []
-    assert waits_for(desk, rma) == ["parcel_news"]
+    assert waits_for(desk, rma) == AWAITING_NEWS
     assert desk.data(rma)["parcel_trace"] == {"found": True, "note": "at the Hong Kong hub"}
 
     update(desk, rma, "in_transit", "back on its way")
@@ -439,6 +541,115 @@ def test_a_lost_parcel_that_is_not_found_ends_the_return_shipping_as_lapsed(
     assert "received_at" not in data
     assert data["shipment"]["status"] == "lost"
     assert desk.completed_steps(rma)[-2:] == ["record_tracking_event", "trace_lost_parcel"]
+
+
+def test_a_parcel_update_with_an_unknown_status_is_left_out_and_the_wait_goes_on(
+    desk: Desk,
+) -> None:
+    rma = start(desk, seller_pays=False)
+    ship(desk, rma)
+
+    ok(desk.message(rma, "parcel_update", {"status": "at the hub", "note": "scan"}))
+
+    assert errors(desk, rma) == ["parcel_update_refused"]
+    data = desk.data(rma)
+    assert data["parcel_update_refusal"] == {
+        "reason": "'at the hub' is not a parcel status; a parcel update says shipped, "
+        "in_transit, delivered or lost."
+    }
+    assert data["shipment"]["status"] == "shipped"
+    assert data["parcel_updates"] == 0
+    assert tracking_events(desk, rma) == ["shipped"]
+    assert desk.show(rma).incident_count == 0
+    assert waits_for(desk, rma) == AWAITING_NEWS
+
+    update(desk, rma, "In transit", "hub scan")
+
+    data = desk.data(rma)
+    assert data["shipment"]["status"] == "in_transit"
+    assert data["parcel_updates"] == 1
+    assert data["parcel_update_refusal"] is None
+    assert tracking_events(desk, rma) == ["shipped", "in_transit"]
+
+
+# -- a silent parcel -------------------------------------------------------------------------
+
+
+def test_a_parcel_without_news_for_thirty_days_is_traced(desk: Desk) -> None:
+    rma = start(desk, seller_pays=False)
+    ship(desk, rma)
+
+    desk.advance(days=29, hours=23)
+    assert desk.tasks(rma) == []
+    desk.advance(hours=2)
+
+    assert fired(desk, rma) == ["no_news_30_days"]
+    task = desk.task(rma, "trace_lost_parcel")
+    assert task.role == "logistics"
+    assert task.due_at == T0 + timedelta(days=30 + 3)  # timed from when the 30 days ended
+    assert waits_for(desk, rma) == []
+
+    desk.complete(
+        rma, "trace_lost_parcel", {"found": True, "note": "held at customs"}, actor=LOGISTICS
+    )
+    assert waits_for(desk, rma) == AWAITING_NEWS
+    desk.advance(days=29)  # the thirty days start again
+    assert desk.tasks(rma) == []
+    ok(desk.message(rma, "return_received", {}))
+
+    assert desk.status(rma) == "completed"
+    assert desk.data(rma)["shipping_result"] == "delivered"
+    assert desk.completed_steps(rma)[-3:] == [
+        "register_shipment",
+        "trace_lost_parcel",
+        "record_arrival",
+    ]
+
+
+def test_news_of_the_parcel_starts_the_thirty_days_again(desk: Desk) -> None:
+    rma = start(desk, seller_pays=False)
+    ship(desk, rma)
+    desk.advance(days=20)
+    update(desk, rma, note="left the hub")
+
+    desk.advance(days=29)  # day 49: 29 days since the news
+    assert desk.tasks(rma) == []
+    assert waits_for(desk, rma) == AWAITING_NEWS
+    desk.advance(days=1, minutes=1)
+
+    assert fired(desk, rma) == ["no_news_30_days"]
+    assert desk.open_steps(rma) == ["trace_lost_parcel"]
+
+
+def test_a_silent_parcel_that_is_not_found_ends_the_return_shipping_as_lapsed(
+    desk: Desk,
+) -> None:
+    rma = start(desk, seller_pays=True)
+    ok(desk.message(rma, "return_shipped", {}))
+    desk.advance(days=30, minutes=1)
+
+    desk.complete(rma, "trace_lost_parcel", {"found": False, "note": "no trace"}, actor=LOGISTICS)
+
+    assert desk.status(rma) == "completed"
+    assert desk.data(rma)["shipping_result"] == "lapsed"
+    assert desk.data(rma)["parcel_trace"] == {"found": False, "note": "no trace"}
+    assert "received_at" not in desk.data(rma)
+
+
+def test_after_twenty_updates_a_silent_parcel_is_traced_too(desk: Desk) -> None:
+    rma = start(desk, seller_pays=True)
+    ok(desk.message(rma, "return_shipped", {}))
+    for _ in range(20):
+        update(desk, rma)
+    assert waits_for(desk, rma) == ["work_received_after_limit"]
+
+    desk.advance(days=30, minutes=1)
+
+    assert fired(desk, rma) == ["no_news_after_limit"]
+    desk.complete(rma, "trace_lost_parcel", {"found": True}, actor=LOGISTICS)
+    assert waits_for(desk, rma) == ["work_received_after_limit"]
+    ok(desk.message(rma, "return_received", {}))
+    assert desk.data(rma)["shipping_result"] == "delivered"
 
 
 # -- escalations -----------------------------------------------------------------------------
@@ -481,7 +692,7 @@ def test_an_overdue_trace_escalates_and_the_task_stays_open(desk: Desk) -> None:
     assert desk.status(rma) == "running"
     assert desk.task(rma, "trace_lost_parcel").escalated_to == "logistics_supervisor"
     desk.complete(rma, "trace_lost_parcel", {"found": True}, actor=LOGISTICS)
-    assert waits_for(desk, rma) == ["parcel_news"]
+    assert waits_for(desk, rma) == AWAITING_NEWS
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------

@@ -789,7 +789,7 @@ def test_6_a_watercolour_damaged_in_transit_refunded_before_the_insurer_settles(
             "accessories": [],
             "observations": [
                 {
-                    "zone": "frame/glazing",
+                    "zone": "frame_glazing",
                     "text": "Glazing cracked",
                     "photos": ["glazing-crack.jpg"],
                 }
