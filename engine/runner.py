@@ -378,9 +378,9 @@ class Work:
         return task
 
     def deliver_message(self, name: str, payload: Mapping[str, Any]) -> None:
-        waiting = {t.id for t in self.run.open_tasks() if t.kind == "message"}
+        waiting = {t.id for t in self.run.message_waits()}
         self.run.deliver_message(name, payload)
-        still = {t.id for t in self.run.open_tasks() if t.kind == "message"}
+        still = {t.id for t in self.run.message_waits()}
         for task_id in waiting - still:
             self.completed[task_id] = "message"
         self.record_event(EventKind.MESSAGE, {"name": name, "payload": dict(payload)})

@@ -403,8 +403,24 @@ class Run:
             self._guard(apply, "firing timers")
         return firing
 
+    def message_waits(self) -> list[OpenTask]:
+        """The open tasks a message can complete: message catches and receive tasks, and
+        event-based gateways that also wait for a timer (listed as timers, with a due
+        time, but a message may come first)."""
+        found = []
+        for open_task in self.open_tasks():
+            if open_task.kind == "message":
+                found.append(open_task)
+            elif open_task.kind == "timer":
+                definition = getattr(self._task(open_task.id).task_spec, "event_definition", None)
+                if isinstance(definition, MultipleEventDefinition) and any(
+                    isinstance(d, _BaseMsg) for d in definition.event_definitions
+                ):
+                    found.append(open_task)
+        return found
+
     def deliver_message(self, name: str, payload: Mapping[str, Any]) -> None:
-        waiting = [t for t in self.open_tasks() if t.kind == "message"]
+        waiting = self.message_waits()
         if not waiting:
             raise InvalidStateError(
                 f"the instance is not waiting for any message (sent: '{name}')",

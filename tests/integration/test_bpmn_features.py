@@ -654,3 +654,33 @@ def test_timers_overdue_together_fire_in_the_order_they_fell_due(
     [call] = engine.tasks(instance="C-1")
     assert (call.bpmn_id, call.due_at) == ("call", T0 + timedelta(days=16))
     assert engine.run_due(actor="timer") == []
+
+
+def test_an_event_gateway_with_a_timer_branch_still_takes_messages(engine: Engine) -> None:
+    deploy(engine, "parcel_news.bpmn")
+    clock = clock_of(engine)
+    started = engine.start("parcel_news", {}, business_key="G-1", actor=ACTOR)
+    [wait] = [t for t in started.instance.open_tasks if t.bpmn_id == "gw"]
+    assert (wait.kind, wait.due_at) == ("timer", T0 + timedelta(days=30))
+
+    for status in ("in_transit", "in_transit"):
+        engine.message("G-1", "parcel_update", {"status": status}, actor=ACTOR)
+    shown = engine.show("G-1")
+    assert shown.data["n"] == 2
+    [wait] = [t for t in shown.open_tasks if t.bpmn_id == "gw"]
+    assert wait.due_at == T0 + timedelta(days=30)  # the same clock: no time passed
+
+    clock.set(T0 + timedelta(days=31))
+    [fired] = engine.run_due(actor="timer")
+    assert fired.result is not None
+    assert open_steps(fired.result.instance) == ["trace"]
+    with pytest.raises(InvalidStateError, match="not waiting"):
+        engine.message("G-1", "return_received", {}, actor=ACTOR)
+
+
+def test_an_event_gateway_ends_on_the_message_that_comes_first(engine: Engine) -> None:
+    deploy(engine, "parcel_news.bpmn")
+    engine.start("parcel_news", {}, business_key="G-2", actor=ACTOR)
+    engine.message("G-2", "return_received", {}, actor=ACTOR)
+    assert engine.show("G-2").status == "completed"
+    assert trail(engine, "G-2")[-2:] == [("message", None), ("completed", None)]
