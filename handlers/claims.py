@@ -46,10 +46,13 @@ def record_appraisal(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, A
     """Record the appraiser's report.
 
     Parameters: `appraisal` ({reference}), `report` (the message: {authentic, findings}).
+    `authentic` is true or false ("yes"/"no" and "true"/"false" are read as such);
+    anything else is recorded as not stated (None): legal decides on the findings.
     Returns `appraisal` with `status` reported, `authentic` and `findings`.
     """
     appraisal = need(params, "appraisal", Mapping)
-    report = need(params, "report", Mapping)
+    report = dict(need(params, "report", Mapping))
+    report["authentic"] = _yes_no(report.get("authentic"))
     claim = services(ctx).claims.settle(
         str(appraisal.get("reference")),
         "reported",
@@ -64,6 +67,17 @@ def record_appraisal(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, A
             "findings": report.get("findings"),
         }
     }
+
+
+def _yes_no(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    text = str(value or "").strip().lower()
+    if text in ("true", "yes"):
+        return True
+    if text in ("false", "no"):
+        return False
+    return None
 
 
 def open_insurance_claim(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:

@@ -65,7 +65,13 @@ def compute_refund(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any
         if clock == "notice"
         else day(params.get("received_at") or ctx.now)
     )
-    deadline = started + timedelta(days=int(params.get("refund_deadline_days") or 14))
+    days = params.get("refund_deadline_days")
+    if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+        raise HandlerInputError(
+            f"refund_deadline_days must be a whole number of days (the return policy sets "
+            f"it), not {days!r}"
+        )
+    deadline = started + timedelta(days=days)
     escalate_at = datetime.combine(deadline - timedelta(days=ESCALATE_DAYS_BEFORE), time(0, 0), UTC)
     threshold = ORIGINAL_PAYER_ONLY.get(currency)
     return {
@@ -196,6 +202,9 @@ def record_charge(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]
         raise HandlerInputError(
             f"parameter 'payment' must be Mapping, not {type(payment).__name__}"
         )
+    if not payment.get("amount"):
+        reason = f"The payment names no amount; the difference asked for is {expected}."
+        raise BpmnError(MISMATCH, reason, {"reason": reason})
     if payment.get("amount"):
         try:
             paid = Money.from_data(payment["amount"])

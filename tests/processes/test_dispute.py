@@ -361,3 +361,13 @@ def test_report_and_decision_on_postgres(pg_desk: Desk) -> None:
     assert pg_desk.data(rma)["appraisal"]["status"] == "reported"
     assert pg_desk.notices(rma) == ["dispute_opened"]
     assert appraisal_claim(pg_desk, rma)["status"] == "reported"
+
+
+@pytest.mark.parametrize(("said", "recorded"), [("no", False), ("Yes", True), ("perhaps", None)])
+def test_the_appraisers_verdict_is_read_as_yes_no_or_not_stated(
+    desk: Desk, said: str, recorded: bool | None
+) -> None:
+    rma = open_dispute(desk)
+    desk.message(rma, "appraisal_report", {"authentic": said, "findings": "See the report."})
+    assert desk.data(rma)["appraisal"]["authentic"] is recorded
+    assert desk.open_steps(rma) == ["decide_dispute"]

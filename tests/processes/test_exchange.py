@@ -305,10 +305,10 @@ def test_packing_escalates_to_the_logistics_supervisor(desk: Desk) -> None:
 def test_the_payment_is_recorded_once(desk: Desk) -> None:
     rma = start(desk)
     choose(desk, rma, "3500.00")
-    desk.message(rma, "difference_paid", {"reference": "ALI-7781"})
+    desk.message(rma, "difference_paid", {"reference": "ALI-7781", "amount": cny("700.00")})
 
     with pytest.raises(InvalidStateError):
-        desk.message(rma, "difference_paid", {"reference": "ALI-7781"})
+        desk.message(rma, "difference_paid", {"reference": "ALI-7781", "amount": cny("700.00")})
 
     assert ledger(desk, rma) == [("charge", 70000, "CNY", "original_payment", "Zhou Min")]
 
@@ -426,10 +426,24 @@ def test_after_a_mismatch_the_customer_has_14_days_again(desk: Desk) -> None:
 def test_the_customer_pays_on_postgres(pg_desk: Desk) -> None:
     rma = start(pg_desk)
     choose(pg_desk, rma, "3500.00")
-    pg_desk.message(rma, "difference_paid", {"reference": "ALI-7781"})
+    pg_desk.message(
+        rma,
+        "difference_paid",
+        {"reference": "ALI-7781", "amount": {"amount": "700.00", "currency": "CNY"}},
+    )
     pack(pg_desk, rma)
 
     assert pg_desk.status(rma) == "completed"
     assert ledger(pg_desk, rma) == [("charge", 70000, "CNY", "original_payment", "Zhou Min")]
     assert pg_desk.notices(rma) == ["payment_requested", "exchange_shipped"]
     assert pg_desk.data(rma)["exchange_result"] == "shipped"
+
+
+def test_a_payment_that_names_no_amount_is_sent_back(desk: Desk) -> None:
+    rma = start(desk)
+    choose(desk, rma, "3500.00")
+    desk.message(rma, "difference_paid", {"reference": "ALI-7781"})
+    assert "names no amount" in desk.data(rma)["payment_problem"]["reason"]
+    assert ledger(desk, rma) == []
+    desk.message(rma, "difference_paid", {"reference": "ALI-7781", "amount": cny("700.00")})
+    assert ledger(desk, rma) == [("charge", 70000, "CNY", "original_payment", "Zhou Min")]

@@ -175,3 +175,31 @@ def test_a_payment_of_another_amount_is_a_mismatch(paid: Any, words: str) -> Non
 def test_the_difference_paid_goes_on_to_the_ledger() -> None:
     with pytest.raises(HandlerInputError, match=NO_SERVICES):
         payments.record_charge(charge_params({"amount": "700.00", "currency": "CNY"}), context())
+
+
+def compute_params(days: Any, clock: str = "receipt") -> dict[str, Any]:
+    return {
+        "artworks": [{"price": {"amount": "1200.00", "currency": "CNY"}}],
+        "order": {"currency": "CNY", "shipping_charge": {"amount": "0", "currency": "CNY"}},
+        "request": {"reported_at": "2026-11-01T09:00:00+00:00"},
+        "restocking_rate": "0",
+        "seller_pays_return": False,
+        "jurisdiction": "CN",
+        "reason": "no_reason",
+        "inspection": {"outcome": "accepted"},
+        "refund_deadline_days": days,
+        "refund_clock": clock,
+        "received_at": "2026-11-05T10:00:00+00:00",
+    }
+
+
+@pytest.mark.parametrize(("days", "deadline"), [(7, "2026-11-12"), (0, "2026-11-05")])
+def test_the_refund_deadline_counts_the_policy_days(days: int, deadline: str) -> None:
+    refund = payments.compute_refund(compute_params(days), context())["refund"]
+    assert refund["deadline"].startswith(deadline)
+
+
+@pytest.mark.parametrize("days", [None, -1, "7", True, 7.5])
+def test_a_refund_deadline_that_is_not_whole_days_is_refused(days: Any) -> None:
+    with pytest.raises(HandlerInputError, match="refund_deadline_days"):
+        payments.compute_refund(compute_params(days), context())
