@@ -41,10 +41,12 @@ format: install
 bench: install
 	$(BIN)/artreturns bench
 
-# The CLI reference and the handler catalogue are generated; tests/cli/test_docs.py checks them.
+# The CLI reference, the handler catalogue and the diagram pictures are generated;
+# tests/cli/test_docs.py checks they are up to date.
 docs: install
 	$(BIN)/python docs/render_cli.py cli > docs/cli.md.tmp && mv docs/cli.md.tmp docs/cli.md
 	$(BIN)/python docs/render_cli.py handlers > docs/handlers.md.tmp && mv docs/handlers.md.tmp docs/handlers.md
+	$(BIN)/python docs/render_diagrams.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm $(basename $(DEMO_DB))-data .pytest_cache .mypy_cache .ruff_cache

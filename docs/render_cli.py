@@ -46,7 +46,14 @@ def command_help() -> list[tuple[str, str]]:
     for name in sorted(group.list_commands(root)):
         command = group.get_command(root, name)
         assert command is not None
-        pages.append((f"artreturns {name}", command.get_help(_context(command, name, root))))
+        context = _context(command, name, root)
+        pages.append((f"artreturns {name}", command.get_help(context)))
+        if isinstance(command, click.Group):  # orders import, notices send, ...
+            for sub_name in sorted(command.list_commands(context)):
+                sub = command.get_command(context, sub_name)
+                assert sub is not None
+                sub_help = sub.get_help(_context(sub, sub_name, context))
+                pages.append((f"artreturns {name} {sub_name}", sub_help))
     return pages
 
 

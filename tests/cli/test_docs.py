@@ -1,11 +1,14 @@
-"""The generated documents match the code: the CLI reference and the handler catalogue.
+"""The generated documents match the code: the CLI reference, the handler catalogue and
+the pictures of the diagrams.
 
-docs/render_cli.py renders both; these tests fail when a checked-in file is stale, or
-when a command or a handler has nothing to say about itself.
+docs/render_cli.py renders the first two and docs/render_diagrams.py the pictures; these
+tests fail when a checked-in file is stale, when a command or a handler has nothing to
+say about itself, or when a picture leaves out part of its diagram.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import runpy
 from collections.abc import Callable
@@ -14,6 +17,7 @@ from typing import Any
 
 import click
 import pytest
+from lxml import etree
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -70,12 +74,23 @@ def test_every_command_has_a_help_text_with_a_first_line(group: click.Group) -> 
 def test_every_command_has_a_section_in_the_reference(group: click.Group) -> None:
     text = (DOCS / "cli.md").read_text(encoding="utf-8")
     sections = re.findall(r"^## (artreturns.*)$", text, re.M)
-    assert sections == ["artreturns", *(f"artreturns {n}" for n in sorted(group.commands))]
-    for name, command in group.commands.items():
+    expected = ["artreturns"]
+    commands: list[tuple[str, click.Command]] = []
+    for name in sorted(group.commands):
+        command = group.commands[name]
+        expected.append(f"artreturns {name}")
+        commands.append((name, command))
+        if isinstance(command, click.Group):  # and each of its subcommands
+            for sub in sorted(command.commands):
+                expected.append(f"artreturns {name} {sub}")
+                commands.append((f"{name} {sub}", command.commands[sub]))
+    assert sections == expected
+    for name, command in commands:
         assert f"Usage: artreturns {name} [OPTIONS]" in text
+        page = text.split(f"## artreturns {name}\n", 1)[1].split("\n## ", 1)[0]
         for param in command.params:
             if isinstance(param, click.Option):
-                assert param.opts[0] in text, f"`artreturns {name} {param.opts[0]}` undocumented"
+                assert param.opts[0] in page, f"`artreturns {name} {param.opts[0]}` undocumented"
 
 
 def test_every_handler_is_in_the_catalogue(script: dict[str, Any]) -> None:
@@ -104,3 +119,150 @@ def test_the_script_names_what_it_renders(
     assert capsys.readouterr().out == (DOCS / "handlers.md").read_text(encoding="utf-8")
     assert main(["nonsense"]) == 2
     assert "usage: render_cli.py [cli|handlers]" in capsys.readouterr().err
+
+
+# -- the pictures of the diagrams: docs/diagrams/<process>.svg ----------------------------
+
+DIAGRAMS = DOCS / "diagrams"
+BPMN_FILES = sorted((ROOT / "processes").glob("*.bpmn"))
+BPMN_NS = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
+BPMNDI_NS = "{http://www.omg.org/spec/BPMN/20100524/DI}"
+SVG_NS = "{http://www.w3.org/2000/svg}"
+#: The BPMN elements that are flow nodes, named independently of the renderer's own list.
+FLOW_NODES = (
+    "task",
+    "userTask",
+    "serviceTask",
+    "scriptTask",
+    "businessRuleTask",
+    "receiveTask",
+    "sendTask",
+    "manualTask",
+    "callActivity",
+    "subProcess",
+    "transaction",
+    "startEvent",
+    "endEvent",
+    "intermediateCatchEvent",
+    "intermediateThrowEvent",
+    "boundaryEvent",
+    "exclusiveGateway",
+    "parallelGateway",
+    "inclusiveGateway",
+    "eventBasedGateway",
+    "complexGateway",
+)
+HEADER = re.compile(r"<!-- Drawn from processes/(\w+)\.bpmn \(sha256 ([0-9a-f]{64})\) .*-->")
+
+
+@pytest.fixture(scope="module")
+def drawer() -> dict[str, Any]:
+    """docs/render_diagrams.py's functions, loaded from its path."""
+    return runpy.run_path(str(DOCS / "render_diagrams.py"))
+
+
+def test_the_procedure_has_diagrams_to_draw() -> None:
+    assert {p.stem for p in BPMN_FILES} >= {"return_request", "approval", "refund"}
+
+
+@pytest.mark.parametrize("bpmn", BPMN_FILES, ids=lambda p: p.stem)
+def test_every_diagram_has_a_picture_drawn_from_its_current_text(bpmn: Path) -> None:
+    svg = DIAGRAMS / f"{bpmn.stem}.svg"
+    assert svg.is_file(), f"{bpmn.name} has no picture: run `make docs`"
+    first, second = svg.read_text(encoding="utf-8").splitlines()[:2]
+    assert first == '<?xml version="1.0" encoding="UTF-8"?>'
+    header = HEADER.fullmatch(second)
+    assert header, f"docs/diagrams/{svg.name}: line 2 does not record the diagram's SHA-256"
+    assert header.group(1) == bpmn.stem
+    assert header.group(2) == hashlib.sha256(bpmn.read_bytes()).hexdigest(), (
+        f"processes/{bpmn.name} changed since docs/diagrams/{svg.name} was drawn: "
+        "run `make docs` and commit the result"
+    )
+
+
+@pytest.mark.parametrize("bpmn", BPMN_FILES, ids=lambda p: p.stem)
+def test_every_picture_is_what_the_renderer_draws(bpmn: Path, drawer: dict[str, Any]) -> None:
+    render: Callable[[Path], str] = drawer["render_file"]
+    current = (DIAGRAMS / f"{bpmn.stem}.svg").read_text(encoding="utf-8")
+    assert current == render(bpmn), STALE.format(name=f"docs/diagrams/{bpmn.stem}.svg")
+
+
+def test_no_picture_is_left_from_a_diagram_that_is_gone() -> None:
+    assert {p.stem for p in DIAGRAMS.glob("*.svg")} == {p.stem for p in BPMN_FILES}
+
+
+def _groups(svg_text: str) -> dict[str, list[Any]]:
+    """data-element id -> the <g> groups that draw it."""
+    root = etree.fromstring(svg_text.encode("utf-8"))
+    found: dict[str, list[Any]] = {}
+    for group in root.iter(f"{SVG_NS}g"):
+        if group.get("data-element"):
+            found.setdefault(group.get("data-element"), []).append(group)
+    return found
+
+
+def _spoken(group: Any) -> str:
+    """The words a group writes, without the spaces its lines were wrapped at."""
+    return "".join("".join(t.itertext()) for t in group.iter(f"{SVG_NS}text")).replace(" ", "")
+
+
+@pytest.mark.parametrize("bpmn", BPMN_FILES, ids=lambda p: p.stem)
+def test_every_flow_node_and_sequence_flow_is_drawn_with_its_name(
+    bpmn: Path, drawer: dict[str, Any]
+) -> None:
+    tree = etree.parse(str(bpmn))
+    nodes = [e for name in FLOW_NODES for e in tree.iter(f"{BPMN_NS}{name}")]
+    flows = list(tree.iter(f"{BPMN_NS}sequenceFlow"))
+    assert nodes
+    assert flows
+    groups = _groups(drawer["render_file"](bpmn))
+    for element in [*nodes, *flows]:
+        element_id = element.get("id")
+        assert len(groups.get(element_id, [])) == 1, f"{bpmn.name}: {element_id} not drawn once"
+        [group] = groups[element_id]
+        assert group.get("data-type") == etree.QName(element).localname
+        assert any(
+            child.tag in (f"{SVG_NS}rect", f"{SVG_NS}circle", f"{SVG_NS}path") for child in group
+        ), f"{bpmn.name}: {element_id} has no shape"
+        name = (element.get("name") or "").replace(" ", "")
+        assert _spoken(group) == name, f"{bpmn.name}: {element_id} does not read {name!r}"
+
+
+@pytest.mark.parametrize("bpmn", BPMN_FILES, ids=lambda p: p.stem)
+def test_task_names_stay_inside_their_tasks(bpmn: Path, drawer: dict[str, Any]) -> None:
+    text_width: Callable[[str, float], float] = drawer["text_width"]
+    root = etree.fromstring(drawer["render_file"](bpmn).encode("utf-8"))
+    tasks = [g for g in root.iter(f"{SVG_NS}g") if (g.get("data-type") or "").endswith("Task")]
+    assert tasks
+    for group in tasks:
+        box = group.find(f"{SVG_NS}rect")
+        lines = [t.text for t in group.findall(f"{SVG_NS}text")]
+        assert len(lines) * 12 * 1.2 <= float(box.get("height")), group.get("data-element")
+        for line in lines:
+            assert text_width(line, 12) <= float(box.get("width")) - 10, line
+
+
+def test_a_diagram_whose_layout_leaves_out_an_element_is_refused(
+    drawer: dict[str, Any],
+) -> None:
+    tree = etree.parse(str(ROOT / "processes" / "insurance_claim.bpmn"))
+    task = next(tree.iter(f"{BPMN_NS}serviceTask"))
+    [shape] = [
+        s for s in tree.iter(f"{BPMNDI_NS}BPMNShape") if s.get("bpmnElement") == task.get("id")
+    ]
+    shape.getparent().remove(shape)
+    with pytest.raises(drawer["DiagramError"], match=f"serviceTask '{task.get('id')}'"):
+        drawer["render"](etree.tostring(tree), "processes/insurance_claim.bpmn")
+
+
+def test_the_drawing_script_names_its_usage(
+    drawer: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert drawer["main"](["--help"]) == 2
+    assert "usage: render_diagrams.py [FILE.bpmn ...]" in capsys.readouterr().err
+
+
+def test_the_procedure_page_shows_every_picture() -> None:
+    text = (DOCS / "processes.md").read_text(encoding="utf-8")
+    for bpmn in BPMN_FILES:
+        assert f"](diagrams/{bpmn.stem}.svg)" in text, f"docs/processes.md lacks {bpmn.stem}"

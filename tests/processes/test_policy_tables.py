@@ -177,7 +177,7 @@ def expected_policy(r: Mapping[str, Any]) -> Policy:
             if day <= 14:
                 return Policy("eligible", "HOUSE-14DAY-NO-REASON", False, "0", 14, "receipt")
             return declined("HOUSE-14DAY-NO-REASON-EXPIRED")
-    return Policy("manual_review", "NO-RULE")
+    return Policy("manual_review", "NO-RULE", False, "0", deadline, clock)
 
 
 #: currency -> (finance from, expert from, manager from)
