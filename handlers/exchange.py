@@ -14,8 +14,10 @@ def price_difference(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, A
     """Work out who pays what when a work is exchanged.
 
     Parameters: `artworks` (returned), `replacement` ({artwork_id, title, artist,
-    price}). Returns `exchange` {difference, direction (customer_pays, refund or even),
-    amount (what changes hands, never negative)}.
+    price}), `inspection` (optional: its `deduction` lowers what the returned work is
+    credited at). Returns `exchange` {difference, direction (customer_pays, refund or
+    even), amount (what changes hands, never negative), credit (the returned work's
+    price less any deduction)}.
     """
     artworks = need(params, "artworks", list)
     replacement = need(params, "replacement", Mapping)
@@ -29,6 +31,15 @@ def price_difference(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, A
                 f"{price.currency}"
             )
         returned = returned + price
+    inspection = params.get("inspection")
+    if isinstance(inspection, Mapping) and inspection.get("deduction"):
+        deduction = Money.from_data(inspection["deduction"])
+        if deduction.currency != returned.currency:
+            raise HandlerInputError(
+                f"the deduction is in {deduction.currency}, the work returned in "
+                f"{returned.currency}"
+            )
+        returned = returned - deduction
     difference = new_price - returned
     direction = (
         "customer_pays"
@@ -41,6 +52,7 @@ def price_difference(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, A
             "difference": difference.as_data(),
             "direction": direction,
             "amount": amount.as_data(),
+            "credit": returned.as_data(),
         }
     }
 

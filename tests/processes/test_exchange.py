@@ -64,7 +64,9 @@ def replacement(price: str, address: str = "") -> dict[str, str]:
     }
 
 
-def start(desk: Desk, sale: dict[str, Any] = CERAMIC) -> str:
+def start(
+    desk: Desk, sale: dict[str, Any] = CERAMIC, inspection: dict[str, Any] | None = None
+) -> str:
     desk.import_orders([sale])
     return desk.apply(
         sale["order_number"],
@@ -75,7 +77,7 @@ def start(desk: Desk, sale: dict[str, Any] = CERAMIC) -> str:
         extra={
             "request_type": "exchange",
             "reason": "no_reason",
-            "inspection": {"outcome": "accepted", "deduction": None},
+            "inspection": inspection or {"outcome": "accepted", "deduction": None},
             "dispute_outcome": None,
             "dispute_decision": None,
             "confirmation": None,
@@ -447,3 +449,12 @@ def test_a_payment_that_names_no_amount_is_sent_back(desk: Desk) -> None:
     assert ledger(desk, rma) == []
     desk.message(rma, "difference_paid", {"reference": "ALI-7781", "amount": cny("700.00")})
     assert ledger(desk, rma) == [("charge", 70000, "CNY", "original_payment", "Zhou Min")]
+
+
+def test_an_inspection_deduction_lowers_the_credit_for_the_returned_work(desk: Desk) -> None:
+    deducted = {"outcome": "accepted_with_deduction", "deduction": cny("300.00")}
+    rma = start(desk, inspection=deducted)
+    choose(desk, rma, "3500.00")
+    exchange = desk.data(rma)["exchange"]
+    assert exchange["credit"] == cny("2500.00")
+    assert (exchange["direction"], exchange["amount"]) == ("customer_pays", cny("1000.00"))

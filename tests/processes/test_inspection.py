@@ -247,7 +247,7 @@ def test_an_accepted_work_with_a_deduction(desk: Desk, tmp_path: Path) -> None:
     assert inspection["deduction"] == {"amount": "300.00", "currency": "EUR"}
     assert inspection["differences"] == ["OIL-0212: grade excellent at dispatch, fair now"]
     body = bodies(desk, rma)["inspection_result"]
-    assert "EUR 300.00 will be deducted from your refund" in body
+    assert "EUR 300.00 will be deducted from what we credit you for the work" in body
     assert "- Canvas taken off its stretcher" in body
     assert desk.status(rma) == "completed"
 
@@ -403,7 +403,10 @@ def test_the_deduction_comes_from_the_form_s_own_fields(desk: Desk, tmp_path: Pa
     assert inspection["deduction"] == {"amount": "300.00", "currency": "EUR"}
     assert inspection["observations"] == ["Canvas taken off its stretcher"]
     assert inspection["accessories_missing"] == []
-    assert "EUR 300.00 will be deducted from your refund" in bodies(desk, rma)["inspection_result"]
+    assert (
+        "EUR 300.00 will be deducted from what we credit you for the work"
+        in bodies(desk, rma)["inspection_result"]
+    )
     assert desk.status(rma) == "completed"
 
 
