@@ -326,7 +326,7 @@ def test_an_exchange_never_paid_is_followed_up_without_a_survey(orders: Desk) ->
     assert data["customer_file"]["recorded"] is True
 
 
-def test_a_refund_never_confirmed_ends_unpaid_with_the_ticket_open(orders: Desk) -> None:
+def test_a_refund_the_flow_cannot_pay_goes_to_finance_to_settle_by_hand(orders: Desk) -> None:
     desk = orders
     rma = desk.apply("SO-1", ["SO-1-W"])
     approve(desk, rma)
@@ -336,10 +336,22 @@ def test_a_refund_never_confirmed_ends_unpaid_with_the_ticket_open(orders: Desk)
         desk.complete(
             rma, "confirm_refund", {"amount": "9999.00", "channel": "original_payment"}, actor=FIN
         )
-    assert desk.status(rma) == "completed"
     assert desk.data(rma)["refunded"] is None
     assert desk.ledger(rma) == []
+    assert desk.open_steps(rma) == ["settle_refund_by_hand"]
     assert ticket(desk, rma) == "open"
+    desk.advance(days=2, minutes=1)
+    [task] = desk.tasks(rma, role="finance_supervisor")
+    assert task.bpmn_id == "settle_refund_by_hand"
+
+    desk.complete(
+        rma,
+        "settle_refund_by_hand",
+        {"outcome": "paid_outside", "note": "Bank transfer TX-881"},
+        actor="fin-gus",
+    )
+    assert desk.status(rma) == "completed"
+    assert (ticket(desk, rma), desk.data(rma)["rma_closed"]["rule"]) == ("closed", "REFUND-BY-HAND")
     assert "survey" not in desk.notices(rma)
 
 
