@@ -589,13 +589,90 @@ def run_due(obj: Context, limit: int | None, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("instance")
+@click.option("--operator", help="Only incidents of service tasks calling this operator.")
 @json_option
 @pass_context
-def retry(obj: Context, instance: str, as_json: bool) -> None:
-    """Run the failed service tasks of INSTANCE again."""
-    result = obj.engine.retry(instance, actor=obj.actor)
-    _print_result(result, as_json, "Retried")
+def incidents(obj: Context, operator: str | None, as_json: bool) -> None:
+    """List incidents: service tasks whose handler failed, oldest first.
+
+    Fix the cause (the error says what failed), then run them again with `retry`.
+
+    \b
+    Example:
+      artreturns incidents --operator notify.customer
+    """
+    found = obj.engine.incidents(operator=operator)
+    if as_json:
+        _echo_json([t.to_dict() for t in found])
+        return
+    if not found:
+        click.echo("No incidents.")
+        return
+    table = Table(header_style="bold")
+    for column in ("incident", "instance", "step", "operator", "attempts", "since", "error"):
+        table.add_column(column)
+    for task in found:
+        table.add_row(
+            task.short_id,
+            task.business_key or f"#{task.instance_id}",
+            f"{task.name} [{task.bpmn_id}]",
+            task.operator or "",
+            str(task.attempts),
+            _time(task.created_at),
+            task.error or "",
+        )
+    _console().print(table)
+
+
+@cli.command()
+@click.argument("target", required=False)
+@click.option("--all", "every", is_flag=True, help="Every incident (of --operator, if given).")
+@click.option("--operator", help="Only service tasks calling this operator.")
+@json_option
+@pass_context
+def retry(
+    obj: Context, target: str | None, every: bool, operator: str | None, as_json: bool
+) -> None:
+    """Run failed service tasks again, once their cause is fixed.
+
+    TARGET is an incident (its id from `artreturns incidents`, or INSTANCE:STEP) or an
+    instance (every incident of it). Each retry is recorded in the instance's history.
+
+    \b
+    Examples:
+      artreturns retry 3f2a9c1e
+      artreturns retry RMA-2026-000042
+      artreturns retry --all --operator notify.customer
+    """
+    if every == (target is not None):
+        raise click.UsageError("give an incident or an instance, or --all (not both)")
+    if target is not None:
+        result = obj.engine.retry(target, actor=obj.actor, operator=operator)
+        _print_result(result, as_json, "Retried")
+        return
+    results = obj.engine.retry_all(actor=obj.actor, operator=operator)
+    if as_json:
+        _echo_json(
+            [
+                {
+                    "instance": r.instance,
+                    "error": r.error,
+                    "result": r.result.to_dict() if r.result else None,
+                }
+                for r in results
+            ]
+        )
+        return
+    if not results:
+        click.echo("No incidents.")
+        return
+    for item in results:
+        if item.error:
+            click.echo(f"{item.instance}: {item.error}", err=True)
+        elif item.result:
+            still = len(item.result.failures)
+            outcome = f"failed again ({still})" if still else "ran"
+            click.echo(f"{item.instance}: {outcome}, now {item.result.instance.status}")
 
 
 @cli.command()

@@ -338,25 +338,73 @@ class Engine:
             raise InputError("the comment is empty")
         return self._change(instance, actor, lambda work, _: work.comment(text), fire=False)
 
-    def retry(self, instance: str, *, actor: str) -> CommandResult:
-        """Run the failed service tasks of an instance again."""
+    def retry(self, target: str, *, actor: str, operator: str | None = None) -> CommandResult:
+        """Run failed service tasks again: every one of an instance (its number or
+        business key), or one incident (a failed task's id, id prefix or INSTANCE:STEP).
+        With `operator`, only the tasks that call it."""
 
-        def apply(work: Work, _: str | None) -> None:
-            if not work.failed_before:
+        def apply(work: Work, task_id: str | None) -> None:
+            failed = sorted(work.failed_before.items())
+            if task_id is not None:
+                failed = [(i, f) for i, f in failed if i == task_id]
+            if operator is not None:
+                failed = [
+                    (i, f)
+                    for i, f in failed
+                    if (task := work.before.get(i)) is not None and task.operator == operator
+                ]
+            if not failed:
+                what = "that task has not failed" if task_id is not None else "no failed tasks"
+                if operator is not None:
+                    what += f" calling {operator}"
                 raise InvalidStateError(
-                    f"{work.row.label} has no failed tasks",
-                    "Failed tasks are listed by `artreturns show`.",
+                    f"{work.row.label}: {what}",
+                    "Incidents are listed by `artreturns incidents`.",
                 )
-            for task_id, (attempts, _error) in sorted(work.failed_before.items()):
-                task = work.before.get(task_id)
-                work.retrying.add(task_id)
+            for failed_id, (attempts, _error) in failed:
+                task = work.before.get(failed_id)
+                work.retrying.add(failed_id)
                 work.record_event(
                     EventKind.RETRIED,
                     {"task": task.bpmn_id if task else None, "attempts_so_far": attempts},
                     task,
                 )
 
-        return self._change(instance, actor, apply)
+        try:
+            with self.db.read() as session:
+                self._find_instance(session, target)
+        except InstanceNotFoundError:
+            return self._change(None, actor, apply, task_ref=target)
+        return self._change(target, actor, apply)
+
+    def incidents(self, *, operator: str | None = None) -> list[TaskView]:
+        """Failed service tasks, oldest first: each waits for its cause to be fixed and
+        for `retry`."""
+        found = self.tasks(kinds=("service",), states=("FAILED",))
+        if operator is not None:
+            found = [t for t in found if t.operator == operator]
+        return sorted(
+            found, key=lambda t: (t.created_at is None, t.created_at, t.instance_id, t.id)
+        )
+
+    def retry_all(self, *, actor: str, operator: str | None = None) -> list[DueResult]:
+        """Retry every incident (those calling `operator`), one instance per transaction;
+        an instance that fails again is reported, not raised."""
+        results: list[DueResult] = []
+        seen: set[int] = set()
+        for incident in self.incidents(operator=operator):
+            if incident.instance_id in seen:
+                continue
+            seen.add(incident.instance_id)
+            label = incident.business_key or f"#{incident.instance_id}"
+            try:
+                result = self.retry(str(incident.instance_id), actor=actor, operator=operator)
+                results.append(DueResult(label, result, None))
+            except ConcurrencyError:
+                results.append(DueResult(label, None, "changed by another command; skipped"))
+            except EngineError as exc:
+                results.append(DueResult(label, None, str(exc)))
+        return results
 
     def fire_due(self, instance: str, *, actor: str) -> CommandResult:
         """Fire the timers of one instance that are due now."""

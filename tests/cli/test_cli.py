@@ -673,8 +673,46 @@ def test_retry_runs_a_failed_service_task_again(run: Cli, flaky: Flaky) -> None:
 def test_retry_without_failed_tasks_says_so(started: Cli) -> None:
     result = started("retry", "RMA-1", code=1)
     message, hint = error_lines(result)
-    assert message == "Error: RMA-1 has no failed tasks"
-    assert "artreturns show" in hint
+    assert message == "Error: RMA-1: no failed tasks"
+    assert "artreturns incidents" in hint
+
+
+def test_incidents_list_failed_tasks_and_retry_takes_one_or_all(run: Cli, flaky: Flaky) -> None:
+    run("deploy", str(BPMN / "review_call.bpmn"))
+    assert run("incidents").stdout == "No incidents.\n"
+    for key in ("K-1", "K-2"):
+        run("start", "review_call", "--key", key, "--set", "amount=7")
+        flaky.calls = 0  # each first call fails
+        run("complete", f"{key}:review")
+
+    listed = run.json("incidents")
+    assert [(i["business_key"], i["bpmn_id"], i["operator"], i["attempts"]) for i in listed] == [
+        ("K-1", "call", "test.double", 1),
+        ("K-2", "call", "test.double", 1),
+    ]
+    assert "service unreachable" in listed[0]["error"]
+    text = run("incidents", "--operator", "test.double").stdout
+    assert listed[0]["short_id"] in text
+    assert "ConnectionError" in text
+    assert run.json("incidents", "--operator", "notify.customer") == []
+
+    one = run("retry", listed[0]["short_id"])  # the incident by its id
+    assert one.stdout == "Retried K-1 (review_call v1): completed\n"
+    assert [i["business_key"] for i in run.json("incidents")] == ["K-2"]
+
+    every = run("retry", "--all", "--operator", "test.double")
+    assert every.stdout == "K-2: ran, now completed\n"
+    assert run("incidents").stdout == "No incidents.\n"
+    assert [e["kind"] for e in run.json("history", "K-2")][-3:] == [
+        "retried",
+        "handler_result",
+        "completed",
+    ]
+
+
+def test_retry_needs_a_target_or_all(run: Cli) -> None:
+    assert "give an incident or an instance" in run("retry", code=2).stderr
+    assert "give an incident or an instance" in run("retry", "K-1", "--all", code=2).stderr
 
 
 def test_handlers_lists_the_registry_in_use(run: Cli, flaky: Flaky) -> None:
