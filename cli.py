@@ -6,42 +6,87 @@ message, a hint and a non-zero exit code; `--debug` shows the traceback as well.
 
 from __future__ import annotations
 
+import csv
+import gc
 import getpass
 import json
+import shlex
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
+from functools import partial, update_wrapper
+from importlib import import_module
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.table import Table
 
+# Only what every command needs is imported here (the engine's names are imported on
+# first use, see engine/__init__.py): the ORM, SpiffWorkflow, Alembic, Jinja and rich
+# come with the commands that use them, so that `--help` and `tasks` stay quick.
 from engine import (
     DEFAULT_DB,
-    CommandResult,
     ConfigurationError,
-    Engine,
     EngineError,
-    EventView,
+    FieldProblem,
     FixedClock,
+    FormValidationError,
     HistoryBrokenError,
     InputError,
-    InstanceView,
     ProcessValidationError,
     Registry,
     SystemClock,
-    TaskView,
     parse_time,
 )
-from engine.persistence import normalise_url
-from handlers import desk, mail
-from handlers.store import Folders, services_factory
+from handlers import vocabulary
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from engine import (
+        CommandResult,
+        Engine,
+        EventView,
+        Form,
+        FormField,
+        FormView,
+        InstanceView,
+        TaskView,
+        UserView,
+        WorkItem,
+    )
+    from handlers import desk, mail
+    from handlers.store import Folders
+else:
+
+    class _Later:
+        """A module imported when one of its names is first used."""
+
+        def __init__(self, name: str) -> None:
+            self._name = name
+
+        def __getattr__(self, attr: str) -> Any:
+            return getattr(import_module(self._name), attr)
+
+    def _later_class(module: str, name: str) -> Callable[..., Any]:
+        """A class, made through a function that imports its module when first called."""
+
+        def make(*args: Any, **kwargs: Any) -> Any:
+            return getattr(import_module(module), name)(*args, **kwargs)
+
+        return make
+
+    desk = _Later("handlers.desk")
+    mail = _Later("handlers.mail")
+    Console = _later_class("rich.console", "Console")
+    Table = _later_class("rich.table", "Table")
 
 F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R")
 
 
 @dataclass
@@ -53,22 +98,45 @@ class Context:
     actor: str
     debug: bool
     _engine: Engine | None = None
+    #: The running command as asked (see `_intent`), kept with what it records.
+    intent: str | None = None
 
     @property
     def engine(self) -> Engine:
         if self._engine is None:
+            # Importing the engine (SQLAlchemy, the ORM's records) makes hundreds of
+            # thousands of objects that live as long as the process. The cycle collector
+            # would scan them while they are made and in every collection after: pause it,
+            # then set them aside (gc.freeze). A fifth of a short command's time.
+            first = "engine.api" not in sys.modules
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                from engine import Engine
+                from handlers.store import services_factory
+            finally:
+                if first:
+                    gc.freeze()
+                if collecting:
+                    gc.enable()
             clock = FixedClock(self.now) if self.now is not None else SystemClock()
             self._engine = Engine(
                 self.db,
-                registry=Registry.from_entry_points(),
+                # Read from the entry points when a handler is first needed: a command
+                # that runs none (tasks, show) imports no handler module.
+                registry=Registry.from_entry_points,
                 clock=clock,
                 services=services_factory(self.folders),
             )
+        self._engine.intent = self.intent
         return self._engine
 
     @property
     def folders(self) -> Folders:
         """Where evidence and outbox files go: ARTRETURNS_DATA, else beside the database."""
+        from engine.persistence import normalise_url
+        from handlers.store import Folders
+
         url = normalise_url(self.db)
         database_file = url.database if url.get_backend_name() == "sqlite" else None
         return Folders.beside(database_file)
@@ -92,6 +160,10 @@ def _error(exc: EngineError) -> None:
         click.echo(f"Error: {len(exc.problems)} problems in the diagrams:", err=True)
         for problem in exc.problems:
             click.echo(f"  {problem}", err=True)
+    elif isinstance(exc, FormValidationError):
+        click.echo(f"Error: {exc.lead}:", err=True)
+        for field_problem in exc.problems:
+            click.echo(f"  {field_problem}", err=True)
     else:
         click.echo(f"Error: {exc.message}", err=True)
     if exc.hint:
@@ -105,7 +177,48 @@ def _default_actor() -> str:
         return "operator"
 
 
-pass_context = click.make_pass_decorator(Context)
+#: Options that say how to print, not what to do: left out of a command's intent.
+_OUTPUT_OPTIONS = frozenset({"as_json", "as_csv"})
+#: The longest intent kept with an event.
+INTENT_LIMIT = 1000
+
+
+def _intent(ctx: click.Context) -> str:
+    """The command as the person asked for it, from what click parsed: the command's
+    own arguments and options (not --db, --now, --as, which the event records apart,
+    nor output options), so that a history reads what was asked, never a password."""
+    parts = [ctx.command_path]
+    for param in ctx.command.params:
+        name = param.name or ""
+        value = ctx.params.get(name)
+        if name in _OUTPUT_OPTIONS or value is None or value is False or value == ():
+            continue
+        if isinstance(param, click.Option) and value == param.default:
+            continue
+        values = value if isinstance(value, tuple | list) else (value,)
+        for item in values:
+            text = shlex.quote(str(item))
+            if isinstance(param, click.Argument):
+                parts.append(text)
+            elif isinstance(param, click.Option) and param.is_flag:
+                parts.append(param.opts[0])
+            else:
+                parts.append(f"{param.opts[0]} {text}")
+    intent = " ".join(parts)
+    return intent if len(intent) <= INTENT_LIMIT else intent[: INTENT_LIMIT - 1] + "…"
+
+
+def pass_context(fn: Callable[..., R]) -> Callable[..., R]:
+    """Pass the command's `Context`, with the command's intent noted on it."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> R:
+        ctx = click.get_current_context()
+        obj = ctx.find_object(Context)
+        assert obj is not None, "the artreturns group sets the context"
+        obj.intent = _intent(ctx)
+        return ctx.invoke(fn, obj, *args, **kwargs)
+
+    return update_wrapper(wrapper, fn)
 
 
 def _console() -> Console:
@@ -133,8 +246,14 @@ def _time(value: datetime | None) -> str:
 # -- input parsing ------------------------------------------------------------------
 
 
-def parse_data(data: str | None, sets: Sequence[str]) -> dict[str, Any]:
-    """`--data JSON|@file` merged with `--set key=value` (value as JSON when it parses)."""
+def parse_data(data: str | None, sets: Sequence[str], form: Form | None = None) -> dict[str, Any]:
+    """`--data JSON|@file` merged with `--set key=value`.
+
+    A `--set` value for a field of `form` is read as the field's type: text stays text
+    ("162000.00" is never made a number), long is a whole number, boolean is
+    true/false/yes/no, json is parsed. A value that does not read as its type is kept as
+    text, for the engine to report with every other problem of the data. Any other
+    value is read as JSON when it parses, else kept as text. `--data` is taken as given."""
     result: dict[str, Any] = {}
     if data:
         text = data
@@ -158,12 +277,17 @@ def parse_data(data: str | None, sets: Sequence[str]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise InputError(f"--set {item!r} is not key=value", "For example --set approved=true.")
-        try:
-            value: Any = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        target = result
         parts = key.strip().split(".")
+        field = form.field(parts[0]) if form is not None and len(parts) == 1 else None
+        value: Any
+        if field is not None:
+            value = _typed(field, raw)
+        else:
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                value = raw
+        target = result
         for part in parts[:-1]:
             child = target.setdefault(part, {})
             if not isinstance(child, dict):
@@ -173,13 +297,21 @@ def parse_data(data: str | None, sets: Sequence[str]) -> dict[str, Any]:
     return result
 
 
+def _typed(field: FormField, raw: str) -> Any:
+    try:
+        return field.parse_text(raw)
+    except ValueError:
+        return raw
+
+
 def data_options(fn: F) -> F:
     fn = click.option(
         "--set",
         "sets",
         multiple=True,
         metavar="KEY=VALUE",
-        help="Set one field (repeatable); VALUE is read as JSON when it parses, else text. "
+        help="Set one field (repeatable). For a field of the task's form, VALUE is read as "
+        "the field's type (text stays text); otherwise as JSON when it parses, else text. "
         "Dotted keys make nested objects.",
     )(fn)
     return click.option(
@@ -298,8 +430,14 @@ def cli(ctx: click.Context, db: str, now_text: str | None, actor: str | None, de
 @cli.command()
 @pass_context
 def init(obj: Context) -> None:
-    """Create the database schema, or upgrade it to the newest revision."""
-    before, after = obj.engine.init()
+    """Create the database schema, or upgrade it to the newest revision.
+
+    Once users exist, only an admin may upgrade; the change is in the operation log.
+
+    \b
+      artreturns --db postgresql://returns@db.example/returns init
+    """
+    before, after = obj.engine.init(actor=obj.actor)
     if before == after:
         click.echo(f"Database {obj.engine.db.display_url} is up to date (schema {after}).")
     else:
@@ -316,6 +454,10 @@ def deploy(obj: Context, paths: tuple[str, ...], as_json: bool) -> None:
     PATHS are .bpmn/.dmn files or folders (default: processes/), with the roles.toml
     that declares the roles lanes may name. Nothing is deployed when any file fails
     validation.
+
+    \b
+      artreturns --as ada deploy processes/
+      artreturns deploy processes/approval.bpmn processes/approval_tiers.dmn --json
     """
     deployed = obj.engine.deploy(paths or ("processes",), actor=obj.actor)
     if as_json:
@@ -336,7 +478,12 @@ def validate(obj: Context, paths: tuple[str, ...]) -> None:
     """Check diagrams without deploying them (default: processes/).
 
     Lanes are checked against the roles.toml among PATHS, else against the roles
-    deployed to the database, if any."""
+    deployed to the database, if any.
+
+    \b
+      artreturns validate processes/
+      artreturns validate processes/refund.bpmn
+    """
     checked = obj.engine.validate(paths or ("processes",))
     for item in checked:
         click.echo(f"{item.process_id}: ok  ({item.name})")
@@ -346,7 +493,12 @@ def validate(obj: Context, paths: tuple[str, ...]) -> None:
 @json_option
 @pass_context
 def roles_command(obj: Context, as_json: bool) -> None:
-    """List the roles deployed with the diagrams (from roles.toml) and their supervisors."""
+    """List the roles deployed with the diagrams (from roles.toml) and their supervisors.
+
+    \b
+      artreturns roles --json
+    """
+    obj.engine.authorize(obj.actor, "roles", "read")
     roles = obj.engine.roles()
     if as_json:
         _echo_json(roles.as_data() if roles is not None else [])
@@ -369,8 +521,12 @@ def roles_command(obj: Context, as_json: bool) -> None:
 @json_option
 @pass_context
 def processes(obj: Context, all_versions: bool, as_json: bool) -> None:
-    """List deployed processes and their versions."""
-    found = obj.engine.processes(all_versions=all_versions)
+    """List deployed processes and their versions.
+
+    \b
+      artreturns processes --all
+    """
+    found = obj.engine.processes(all_versions=all_versions, actor=obj.actor)
     if as_json:
         _echo_json([p.to_dict() for p in found])
         return
@@ -408,39 +564,195 @@ def start(
     sets: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Start an instance of PROCESS_ID with data, and run it until it waits."""
+    """Start an instance of PROCESS_ID with data, and run it until it waits.
+
+    \b
+      artreturns start return_request --key RMA-1 --set customer=Ann
+    """
     result = obj.engine.start(
         process_id, parse_data(data, sets), business_key=key, actor=obj.actor, version=version
     )
     _print_result(result, as_json, "Started")
 
 
+#: The columns of `tasks --csv`, before one column per summary field.
+WORKLIST_CSV = (
+    "task_id",
+    "rma",
+    "step",
+    "name",
+    "role",
+    "assignee",
+    "due_at",
+    "overdue",
+    "escalated_to",
+    "created_at",
+    "age_seconds",
+    "state",
+    "kind",
+)
+
+
 @cli.command()
-@click.option("--role", help="Only tasks of this role (lane).")
-@click.option("--instance", help="Only tasks of this instance.")
-@click.option("--all", "everything", is_flag=True, help="Also service tasks, timers and messages.")
+@click.option("--role", help="The tasks of this role and those escalated to it, not only yours.")
+@click.option("--all", "everyone", is_flag=True, help="Everyone's open tasks, not only yours.")
+@click.option("--instance", help="Every open task of this instance (RMA or number).")
+@click.option("--overdue", is_flag=True, help="Only tasks past their due time.")
+@click.option(
+    "--sort",
+    type=click.Choice(["due", "age"]),
+    default="due",
+    show_default=True,
+    help="After the overdue ones: earliest due time first, or oldest first.",
+)
+@click.option(
+    "--any-kind",
+    is_flag=True,
+    help="Also service tasks (failed ones too), timers and message waits.",
+)
 @json_option
+@click.option(
+    "--csv", "as_csv", is_flag=True, help="Print CSV (a header line, then a task a line)."
+)
 @pass_context
 def tasks(
-    obj: Context, role: str | None, instance: str | None, everything: bool, as_json: bool
+    obj: Context,
+    role: str | None,
+    everyone: bool,
+    instance: str | None,
+    overdue: bool,
+    sort: str,
+    any_kind: bool,
+    as_json: bool,
+    as_csv: bool,
 ) -> None:
-    """List open tasks, earliest deadline first."""
-    if everything:
-        found = obj.engine.tasks(
-            role=role,
-            instance=instance,
-            kinds=("user", "manual", "service", "timer", "message"),
-            states=("READY", "QUEUED", "FAILED", "WAITING"),
-        )
-    else:
-        found = obj.engine.tasks(role=role, instance=instance)
+    """List your open tasks, overdue first, then by due time (or age).
+
+    Yours are the tasks of your roles that nobody else has claimed, those escalated to
+    one of your roles, and those claimed by (or delegated to) you. Before the first user
+    exists, every open task. --role lists one of your roles' tasks (or one you
+    supervise), --all everyone's (supervisors, admins, auditors), --instance every open
+    task of one return.
+
+    \b
+      artreturns tasks                       what is yours to do
+      artreturns tasks --overdue --sort age  the oldest late ones first
+      artreturns tasks --role finance --csv > finance.csv
+
+    \b
+    --json gives a list of objects with the keys of a task: id, short_id, instance_id,
+    business_key (the RMA), bpmn_id (the step), name, kind, role, state, operator,
+    due_at, escalated_to, created_at, ended_at, completed_by, attempts, error,
+    claimed_by (the assignee), claimed_at; and overdue (true/false), age_seconds,
+    summary (an object: artwork, customer). Times are ISO 8601 in UTC.
+    --csv gives the columns task_id, rma, step, name, role, assignee, due_at, overdue,
+    escalated_to, created_at, age_seconds, state, kind, then one per summary field
+    (artwork, customer).
+    """
+    if as_json and as_csv:
+        raise click.UsageError("give --json or --csv, not both")
+    kinds: tuple[str, ...] = ("user", "manual")
+    states: tuple[str, ...] = ("READY",)
+    if any_kind:
+        kinds = ("user", "manual", "service", "timer", "message")
+        states = ("READY", "QUEUED", "FAILED", "WAITING")
+    found = obj.engine.worklist(
+        actor=obj.actor,
+        role=role,
+        everyone=everyone,
+        instance=instance,
+        overdue=overdue,
+        kinds=kinds,
+        states=states,
+        sort=sort,
+    )
+    fields = list(obj.engine.settings.summary or {})
     if as_json:
-        _echo_json([t.to_dict() for t in found])
+        _echo_json(
+            [
+                {
+                    **item.task.to_dict(),
+                    "overdue": item.overdue,
+                    "age_seconds": item.age_seconds,
+                    "summary": {name: item.summary.get(name) for name in fields},
+                }
+                for item in found
+            ]
+        )
+        return
+    if as_csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow([*WORKLIST_CSV, *fields])
+        for item in found:
+            task = item.task
+            writer.writerow(
+                [
+                    task.id,
+                    task.business_key or f"#{task.instance_id}",
+                    task.bpmn_id,
+                    task.name,
+                    task.role or "",
+                    task.claimed_by or "",
+                    _iso(task.due_at),
+                    "true" if item.overdue else "false",
+                    task.escalated_to or "",
+                    _iso(task.created_at),
+                    item.age_seconds,
+                    task.state,
+                    task.kind,
+                    *(item.summary.get(name) or "" for name in fields),
+                ]
+            )
         return
     if not found:
         click.echo("No open tasks.")
         return
-    _console().print(_task_table(found))
+    _console().print(_worklist_table(found, fields, any_kind))
+
+
+def _iso(value: datetime | None) -> str:
+    return value.isoformat() if value is not None else ""
+
+
+def _age(seconds: int) -> str:
+    """A task's age for people: 3d 4h, 5h 20m, 12m."""
+    minutes = seconds // 60
+    days, hours = divmod(minutes // 60, 24)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes % 60}m"
+    return f"{minutes}m"
+
+
+def _worklist_table(items: Sequence[WorkItem], fields: Sequence[str], states: bool) -> Table:
+    table = Table(header_style="bold")
+    columns = ["task", "rma", *fields, "step", "role", "assignee", "age", "due"]
+    if states:
+        columns.append("state")
+    for column in columns:
+        table.add_column(column)
+    for item in items:
+        task = item.task
+        due = _time(task.due_at)
+        if item.overdue:
+            due += " OVERDUE"
+        if task.escalated_to:
+            due += f", escalated to {task.escalated_to}"
+        row = [
+            task.short_id,
+            task.business_key or f"#{task.instance_id}",
+            *(item.summary.get(name) or "" for name in fields),
+            f"{task.name} [{task.bpmn_id}]",
+            task.role or "",
+            task.claimed_by or "",
+            _age(item.age_seconds),
+            due,
+        ]
+        if states:
+            row.append(f"FAILED ({task.attempts}x)" if task.state == "FAILED" else task.state)
+        table.add_row(*row)
+    return table
 
 
 @cli.command()
@@ -456,8 +768,12 @@ def tasks(
 def instances(
     obj: Context, status: str | None, process_id: str | None, limit: int, as_json: bool
 ) -> None:
-    """List instances, most recently changed first, with where each one stands."""
-    found = obj.engine.instances(status=status, process_id=process_id, limit=limit)
+    """List instances, most recently changed first, with where each one stands.
+
+    \b
+      artreturns instances --status running --process return_request --limit 20
+    """
+    found = obj.engine.instances(status=status, process_id=process_id, limit=limit, actor=obj.actor)
     if as_json:
         _echo_json([i.to_dict() for i in found])
         return
@@ -491,43 +807,192 @@ def instances(
 @json_option
 @pass_context
 def show(obj: Context, instance: str, as_json: bool) -> None:
-    """Show an instance: status, data, open and finished tasks."""
-    view = obj.engine.show(instance)
+    """The whole picture of INSTANCE (an RMA or #number) on one screen.
+
+    For a return: the customer, the order and its works, the request, the policy's
+    decision, what is open now and who holds it with its deadline, the path taken so
+    far, the money (refund due, ledger), the evidence with its SHA-256 and whether it
+    is intact, the notices sent, and open incidents. For any other instance: its
+    status, data, and tasks.
+
+    \b
+      artreturns show RMA-2026-000001
+      artreturns show RMA-2026-000001 --json | jq .return.money
+
+    \b
+    --json gives the instance (id, uid, business_key, process_id, process_version,
+    status, started_at, started_by, updated_at, ended_at, next_timer_at,
+    incident_count, event_count, data, open_tasks, done_tasks) and `return`: for a
+    return, an object with rma, ticket, customer, order, artworks, request, policy,
+    money, evidence and notices; else null.
+    """
+    view = obj.engine.show(instance, actor=obj.actor)
+    label = view.business_key or ""
+    picture = desk.picture(obj.engine, obj.folders, label, view.data) if label else None
     if as_json:
-        _echo_json(view.to_dict())
+        _echo_json({**view.to_dict(), "return": picture})
         return
-    click.echo(f"{view.label}  (instance #{view.id}, {view.process_id} v{view.process_version})")
+    incidents = f", {view.incident_count} failed task(s)" if view.incident_count else ""
     click.echo(
-        f"  status:   {view.status}"
-        + (f", {view.incident_count} failed task(s)" if view.incident_count else "")
+        f"{view.label}  {view.process_id} v{view.process_version}, {view.status}{incidents}"
+        f"  (instance #{view.id}, {view.event_count} events)"
     )
-    click.echo(f"  started:  {_time(view.started_at)} by {view.started_by}")
+    click.echo(f"  started:   {_time(view.started_at)} by {view.started_by}")
     if view.ended_at:
-        click.echo(f"  ended:    {_time(view.ended_at)}")
+        click.echo(f"  ended:     {_time(view.ended_at)}")
     if view.next_timer_at:
         click.echo(f"  next timer: {_time(view.next_timer_at)}")
-    click.echo(f"  events:   {view.event_count}")
-    data = view.to_dict()["data"]
-    click.echo("  data:     " + json.dumps(data, ensure_ascii=False, sort_keys=True))
+    if picture is not None:
+        _show_return(picture)
+    else:
+        data = view.to_dict()["data"]
+        click.echo("  data:      " + json.dumps(data, ensure_ascii=False, sort_keys=True))
     console = _console()
+    click.echo("")
     if view.open_tasks:
-        click.echo("Open:")
-        console.print(_task_table(view.open_tasks))
-        for task in view.open_tasks:
-            if task.error:
-                click.echo(f"  {task.short_id} failed: {task.error}")
-    if view.done_tasks:
-        click.echo("Done:")
+        click.echo("Now:")
         table = Table(header_style="bold")
-        for column in ("step", "role", "state", "ended", "by"):
+        for column in ("task", "step", "role", "held by", "due", "state"):
             table.add_column(column)
-        for task in view.done_tasks:
+        now = obj.engine.clock.now()
+        for task in view.open_tasks:
+            due = _time(task.due_at)
+            if task.due_at is not None and task.due_at <= now and task.kind in ("user", "manual"):
+                due += " OVERDUE"
+            if task.escalated_to:
+                due += f", escalated to {task.escalated_to}"
+            state = f"FAILED ({task.attempts}x)" if task.state == "FAILED" else task.state
             table.add_row(
+                task.short_id,
                 f"{task.name} [{task.bpmn_id}]",
                 task.role or "",
-                task.state,
+                task.claimed_by or "",
+                due,
+                state,
+            )
+        console.print(table)
+    elif view.status == "running":
+        click.echo("Now: nothing open (waiting for a timer or a message).")
+    failed = [t for t in view.open_tasks if t.state == "FAILED"]
+    if failed:
+        click.echo("Incidents:")
+        for task in failed:
+            click.echo(
+                f"  {task.short_id}  {task.name} [{task.bpmn_id}] calling {task.operator}, "
+                f"{task.attempts} attempt(s): {task.error}"
+            )
+        click.echo(f"  Fix the cause, then `artreturns retry {view.label}`.")
+    people = [t for t in view.done_tasks if t.kind in ("user", "manual")]
+    if people:
+        click.echo("Path so far:")
+        table = Table(header_style="bold")
+        for column in ("ended", "step", "role", "by"):
+            table.add_column(column)
+        for task in people:
+            table.add_row(
                 _time(task.ended_at),
+                f"{task.name} [{task.bpmn_id}]",
+                task.role or "",
                 task.completed_by or "",
+            )
+        console.print(table)
+    if picture is not None:
+        _show_return_records(picture)
+
+
+def _money(value: Any) -> str:
+    """{"amount": "162000.00", "currency": "CNY"} as CNY 162,000.00."""
+    if isinstance(value, dict) and "amount" in value:
+        try:
+            amount = f"{Decimal(str(value['amount'])):,}"
+        except ArithmeticError:
+            amount = str(value["amount"])
+        return f"{value.get('currency', '')} {amount}".strip()
+    return "" if value is None else str(value)
+
+
+def _show_return(picture: dict[str, Any]) -> None:
+    """The return's people, order, works, request and policy, as lines."""
+    customer = picture.get("customer") or {}
+    order = picture.get("order") or {}
+    request = picture.get("request") or {}
+    policy = picture.get("policy") or {}
+    email = f" <{customer['email']}>" if customer.get("email") else ""
+    click.echo(f"  ticket:    {picture.get('ticket')}")
+    click.echo(f"  customer:  {customer.get('name', '')}{email}")
+    click.echo(
+        f"  order:     {order.get('order_number')}, {order.get('channel')} "
+        f"({order.get('jurisdiction')}), sold {order.get('sold_at')}, "
+        f"delivered {order.get('delivered_at') or '(not yet)'}"
+    )
+    for work in picture.get("artworks") or []:
+        click.echo(
+            f"  artwork:   {work.get('artwork_id')} {work.get('title')} by "
+            f"{work.get('artist')} ({work.get('category')}), {_money(work.get('price'))}"
+        )
+    click.echo(
+        f"  request:   {request.get('type')}, {request.get('reason')}: "
+        f"{request.get('description')!r}, reported {request.get('reported_at')}"
+    )
+    decision = policy.get("eligibility") or "(not decided yet)"
+    rule = f" by {policy['rule']}" if policy.get("rule") else ""
+    tier = f", approval tier {policy['tier']}" if policy.get("tier") else ""
+    click.echo(f"  policy:    {decision}{rule}{tier}")
+    if policy.get("basis"):
+        click.echo(f"             {policy['basis']}")
+    if policy.get("closed_by"):
+        click.echo(f"  closed by: {policy['closed_by']}")
+
+
+def _show_return_records(picture: dict[str, Any]) -> None:
+    """The return's money, evidence and notices, as tables."""
+    console = _console()
+    money = picture.get("money") or {}
+    if money.get("refund_due") or money.get("ledger"):
+        due = _money(money.get("refund_due"))
+        by = f", by {money['refund_deadline']}" if money.get("refund_deadline") else ""
+        click.echo(f"Money: refund due {due or '(not set)'}{by}")
+        if money.get("ledger"):
+            table = Table(header_style="bold")
+            for column in ("time", "entry", "kind", "amount", "channel"):
+                table.add_column(column)
+            for entry in money["ledger"]:
+                table.add_row(
+                    _time(datetime.fromisoformat(entry["at"])),
+                    entry["reference"],
+                    entry["kind"],
+                    _money(entry["amount"]),
+                    entry.get("channel") or "",
+                )
+            console.print(table)
+    evidence = picture.get("evidence") or []
+    if evidence:
+        click.echo("Evidence:")
+        table = Table(header_style="bold")
+        for column in ("sha256", "kind", "name", "locked", "intact"):
+            table.add_column(column)
+        for item in evidence:
+            table.add_row(
+                item["sha256"][:12],
+                item["kind"],
+                item["name"],
+                "locked" if item["locked"] else "",
+                "yes" if item["intact"] else "NO: content changed or missing",
+            )
+        console.print(table)
+    notices = picture.get("notices") or []
+    if notices:
+        click.echo("Notices sent:")
+        table = Table(header_style="bold")
+        for column in ("id", "time", "notice", "to", "delivered"):
+            table.add_column(column)
+        for notice in notices:
+            table.add_row(
+                str(notice["id"]),
+                _time(datetime.fromisoformat(notice["at"])),
+                notice["notice"],
+                notice["to"],
+                "yes" if notice["delivered"] else "pending",
             )
         console.print(table)
 
@@ -540,9 +1005,370 @@ def show(obj: Context, instance: str, as_json: bool) -> None:
 def complete(
     obj: Context, task: str, data: str | None, sets: tuple[str, ...], as_json: bool
 ) -> None:
-    """Complete TASK (an id prefix, or INSTANCE:STEP) with data."""
-    result = obj.engine.complete(task, parse_data(data, sets), actor=obj.actor)
+    """Complete TASK (an id prefix, or INSTANCE:STEP) with data.
+
+    The data must fit the task's form, as `artreturns form TASK` shows it: every field
+    that is unknown, missing, of the wrong type or not among the choices is listed, and
+    nothing is saved. --set reads each value as its field's type, so an amount stays
+    text ("162000.00"). Without --data or --set, a terminal asks for the fields one by
+    one; a pipe gets the list of required fields instead.
+
+    \b
+      artreturns complete RMA-1:approve_return --set decision=approve --set note=ok
+      artreturns complete RMA-1:inspect_work --data @report.json
+      artreturns complete 3f2a9c1e         (asks for each field)
+    """
+    engine = obj.engine
+    form = engine.form(task) if sets or not data else None
+    if data or sets:
+        payload = parse_data(data, sets, form.form if form is not None else None)
+    elif form is None or form.form is None or not form.fields:
+        payload = {}
+    elif _stdin_is_terminal():
+        payload = _fill_in(form)
+    else:
+        raise _no_data(form, task)
+    result = engine.complete(task, payload, actor=obj.actor)
     _print_result(result, as_json, "Completed a task of")
+
+
+def _stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def _no_data(view: FormView, ref: str) -> FormValidationError:
+    """The refusal when a form needs data and there is no terminal to ask on."""
+    form = view.form
+    assert form is not None
+    required = form.required
+    example = shlex.quote(json.dumps(form.example(), ensure_ascii=False))
+    command = f"artreturns complete {shlex.quote(ref)} --data {example}"
+    if not required:
+        return FormValidationError(
+            view.name,
+            [FieldProblem(f.id, f"optional, {f.what}") for f in form.fields],
+            f"Give the fields you mean to with --data or --set, or --data '{{}}' for none:\n"
+            f"  {command}",
+            lead=f"no --data or --set for '{view.name}', and no terminal to ask on",
+        )
+    return FormValidationError(
+        view.name,
+        [FieldProblem(f.id, f"required, {f.what}") for f in required],
+        f"Give the fields with --data or --set, for example:\n  {command}\n"
+        f"`artreturns form {ref}` describes every field of the form.",
+        lead=f"no --data or --set for '{view.name}', and no terminal to ask on",
+    )
+
+
+_SKIPPED = object()
+
+
+def _fill_in(view: FormView) -> dict[str, Any]:
+    """Ask for each field of a task's form on the terminal (on stderr, so that stdout
+    keeps only the result): the choices of an enum are numbered, a required field is
+    asked again until it is given, an optional one is skipped with Enter."""
+    role = f", role {view.role}" if view.role else ""
+    click.echo(f"{view.name} [{view.bpmn_id}] of {view.instance}{role}", err=True)
+    click.echo("Fields marked * are required; press Enter to skip an optional one.", err=True)
+    answers: dict[str, Any] = {}
+    for field in view.fields:
+        click.echo("", err=True)
+        mark = " *" if field.required else ""
+        click.echo(f"{field.label}{mark} ({field.type})", err=True)
+        if field.documentation:
+            click.echo(f"  {field.documentation}", err=True)
+        for number, choice in enumerate(field.choices, start=1):
+            click.echo(f"  {number}) {choice.id} - {choice.name}", err=True)
+        value = click.prompt(
+            f"{field.id} [{_asked_as(field)}]",
+            default="",
+            show_default=False,
+            value_proc=partial(_answer, field),
+            err=True,
+        )
+        if value is not _SKIPPED:
+            answers[field.id] = value
+    return answers
+
+
+def _asked_as(field: FormField) -> str:
+    if field.type == "enum":
+        return f"1-{len(field.choices)} or a name"
+    return {
+        "string": "text",
+        "long": "a whole number",
+        "boolean": "yes/no",
+        "date": "YYYY-MM-DD",
+        "json": "JSON",
+    }[field.type]
+
+
+def _answer(field: FormField, text: str) -> Any:
+    """One typed answer as the field's value; click asks again on a UsageError."""
+    if not text.strip():
+        if field.required:
+            raise click.UsageError(f"{field.label} is required.")
+        return _SKIPPED
+    try:
+        return field.parse_text(text)
+    except ValueError as exc:
+        raise click.UsageError(f"{exc}.") from exc
+
+
+@cli.command(name="form")
+@click.argument("task")
+@json_option
+@pass_context
+def form_command(obj: Context, task: str, as_json: bool) -> None:
+    """Show the form of TASK: each field's type, choices, and whether it is required.
+
+    \b
+      artreturns form RMA-2026-000001:inspect_work
+      artreturns form 3f2a9c1e --json
+    """
+    obj.engine.authorize(obj.actor, "form", "read", target=task)
+    view = obj.engine.form(task)
+    if as_json:
+        _echo_json(view.to_dict())
+        return
+    role = f", role {view.role}" if view.role else ""
+    click.echo(f"{view.name} [{view.bpmn_id}] of {view.instance}{role}")
+    if not view.has_form:
+        click.echo("No form: the task takes any data with --data/--set, or none.")
+        return
+    if view.variable:
+        click.echo(f"The fields go into the data as '{view.variable}'.")
+    if not view.fields:
+        click.echo("The form has no fields: complete the task without data.")
+        return
+    table = Table(header_style="bold")
+    for column in ("field", "type", "required", "label", "choices, or what to write"):
+        table.add_column(column)
+    for field in view.fields:
+        if field.choices:
+            notes = ", ".join(f"{c.id} ({c.name})" for c in field.choices)
+        else:
+            notes = field.documentation or ""
+        table.add_row(field.id, field.type, "yes" if field.required else "", field.label, notes)
+    _console().print(table)
+
+
+# -- people: users, claims, delegation ------------------------------------------------
+
+
+@cli.group()
+def users() -> None:
+    """The people who may act, and their roles.
+
+    Roles are the lanes of the deployed diagrams (and the roles file's supervisors),
+    plus admin and auditor. Before the first user exists, anyone may do anything and
+    --as is only a label; the first user must be an admin, and from then on only known,
+    active users may act, each within their roles. Users are never deleted, only
+    disabled, so that every name in a history keeps meaning someone.
+
+    \b
+      artreturns users add ada --role admin
+      artreturns users add fin-fay --role finance
+      artreturns users list
+      artreturns users disable fin-fay
+    """
+
+
+def _user_table(found: Sequence[UserView]) -> Table:
+    table = Table(header_style="bold")
+    for column in ("user", "roles", "active", "added", "by", "disabled"):
+        table.add_column(column)
+    for user in found:
+        disabled = ""
+        if user.disabled_at is not None:
+            disabled = f"{_time(user.disabled_at)} by {user.disabled_by}"
+        table.add_row(
+            user.name,
+            ", ".join(user.roles),
+            "yes" if user.active else "no",
+            _time(user.created_at),
+            user.created_by,
+            disabled,
+        )
+    return table
+
+
+@users.command(name="add")
+@click.argument("name")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    help="A role to hold (repeatable): a lane of a deployed diagram, admin or auditor.",
+)
+@json_option
+@pass_context
+def users_add(obj: Context, name: str, roles: tuple[str, ...], as_json: bool) -> None:
+    """Add user NAME with one or more roles (admins only, once users exist).
+
+    \b
+      artreturns users add ada --role admin
+      artreturns --as ada users add ivy --role inspector --role expert
+    """
+    user = obj.engine.add_user(name, roles, actor=obj.actor)
+    if as_json:
+        _echo_json(user.to_dict())
+        return
+    click.echo(f"Added {user.name} with the role(s) {', '.join(user.roles)}.")
+
+
+@users.command(name="list")
+@json_option
+@pass_context
+def users_list(obj: Context, as_json: bool) -> None:
+    """List every user, active or disabled, with their roles.
+
+    \b
+      artreturns users list --json
+    """
+    found = obj.engine.users(actor=obj.actor)
+    if as_json:
+        _echo_json([u.to_dict() for u in found])
+        return
+    if not found:
+        click.echo(
+            "No users yet: anyone may act. Add the first (an admin) with "
+            "`artreturns users add NAME --role admin`."
+        )
+        return
+    _console().print(_user_table(found))
+
+
+@users.command(name="disable")
+@click.argument("name")
+@json_option
+@pass_context
+def users_disable(obj: Context, name: str, as_json: bool) -> None:
+    """Disable user NAME: they can do nothing more, and their claims no longer hold.
+
+    \b
+      artreturns --as ada users disable fin-fay
+    """
+    user = obj.engine.disable_user(name, actor=obj.actor)
+    if as_json:
+        _echo_json(user.to_dict())
+        return
+    click.echo(f"Disabled {user.name}; their claimed tasks are free for their roles again.")
+
+
+@cli.command()
+@click.argument("task")
+@json_option
+@pass_context
+def claim(obj: Context, task: str, as_json: bool) -> None:
+    """Claim TASK (an id prefix, or INSTANCE:STEP): it is yours until you let it go.
+
+    Only a holder of the task's role (or of the role it was escalated to) may claim it;
+    of two people claiming at once, one gets it and the other is told who did.
+
+    \b
+      artreturns --as fin-fay claim RMA-2026-000001:confirm_refund
+    """
+    result = obj.engine.claim(task, actor=obj.actor)
+    _print_result(result, as_json, "Claimed a task of")
+
+
+@cli.command()
+@click.argument("task")
+@json_option
+@pass_context
+def unclaim(obj: Context, task: str, as_json: bool) -> None:
+    """Let go of TASK, so that anyone of its role may take it.
+
+    Its claimer may, and a supervisor of its role; when the claimer has been disabled,
+    anyone who may work the task.
+
+    \b
+      artreturns --as fin-fay unclaim RMA-2026-000001:confirm_refund
+    """
+    result = obj.engine.unclaim(task, actor=obj.actor)
+    _print_result(result, as_json, "Let go of a task of")
+
+
+@cli.command()
+@click.argument("task")
+@click.option("--to", "to", required=True, metavar="USER", help="The user to give it to.")
+@json_option
+@pass_context
+def delegate(obj: Context, task: str, to: str, as_json: bool) -> None:
+    """Give TASK to another user, who must hold its role (and not break four eyes).
+
+    Whoever may claim the task may delegate it; a supervisor of its role may at any time.
+
+    \b
+      artreturns --as fin-sam delegate RMA-2026-000001:confirm_refund --to fin-fay
+    """
+    result = obj.engine.delegate(task, to, actor=obj.actor)
+    _print_result(result, as_json, f"Delegated to {to} a task of")
+
+
+@cli.command()
+@click.option("--user", help="Only what this user did (or was refused).")
+@click.option("--denied", is_flag=True, help="Only refused operations.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the last N entries.")
+@click.option("--verify", is_flag=True, help="Check the log's hash chain instead of listing it.")
+@json_option
+@pass_context
+def operations(
+    obj: Context,
+    user: str | None,
+    denied: bool,
+    limit: int | None,
+    verify: bool,
+    as_json: bool,
+) -> None:
+    """The operation log of what was done outside any one return (admins, auditors).
+
+    It also holds every refusal that concerns no return.
+
+    Adding and disabling users, deployments, schema upgrades and imports are logged
+    here, each with who, when and what changed; refusals that concern a return are in
+    its own history (`artreturns history RMA`). The log is hash-chained like a history.
+
+    \b
+      artreturns operations --limit 20
+      artreturns operations --user fin-fay --denied --json
+      artreturns operations --verify
+    """
+    if verify:
+        broken = obj.engine.verify_operations(actor=obj.actor)
+        if broken is None:
+            click.echo("Operation log intact.")
+            return
+        raise HistoryBrokenError(
+            f"the operation log is broken at entry {broken.seq}: {broken.reason}",
+            "The stored entries were changed after they were written; compare them with a "
+            "backup before trusting the log.",
+        )
+    found = obj.engine.operations(
+        actor=obj.actor, user=user, outcome="denied" if denied else None, limit=limit
+    )
+    if as_json:
+        _echo_json([o.to_dict() for o in found])
+        return
+    if not found:
+        click.echo("No operations logged.")
+        return
+    table = Table(header_style="bold")
+    for column in ("#", "time", "user", "operation", "target", "outcome", "details"):
+        table.add_column(column)
+    for entry in found:
+        table.add_row(
+            str(entry.id),
+            _time(entry.at),
+            entry.actor,
+            entry.operation,
+            entry.target or "",
+            entry.outcome,
+            json.dumps(entry.details, ensure_ascii=False, sort_keys=True),
+        )
+    _console().print(table)
 
 
 @cli.command()
@@ -551,7 +1377,11 @@ def complete(
 @json_option
 @pass_context
 def cancel(obj: Context, instance: str, reason: str, as_json: bool) -> None:
-    """Cancel a running instance."""
+    """Cancel a running instance.
+
+    \b
+      artreturns --as cs-lead cancel RMA-2026-000001 --reason "customer withdrew"
+    """
     result = obj.engine.cancel(instance, actor=obj.actor, reason=reason)
     _print_result(result, as_json, "Cancelled")
 
@@ -561,7 +1391,12 @@ def cancel(obj: Context, instance: str, reason: str, as_json: bool) -> None:
 @json_option
 @pass_context
 def run_due(obj: Context, limit: int | None, as_json: bool) -> None:
-    """Fire every timer that is due now (use --now to move time)."""
+    """Fire every timer that is due now (use --now to move time).
+
+    \b
+      artreturns run-due                          (from cron, every few minutes)
+      artreturns --now 2026-12-01T09:00Z run-due
+    """
     results = obj.engine.run_due(actor=obj.actor, limit=limit)
     if as_json:
         _echo_json(
@@ -601,6 +1436,7 @@ def incidents(obj: Context, operator: str | None, as_json: bool) -> None:
     Example:
       artreturns incidents --operator notify.customer
     """
+    obj.engine.authorize(obj.actor, "incidents", "read")
     found = obj.engine.incidents(operator=operator)
     if as_json:
         _echo_json([t.to_dict() for t in found])
@@ -684,7 +1520,12 @@ def retry(
 def message(
     obj: Context, instance: str, name: str, data: str | None, sets: tuple[str, ...], as_json: bool
 ) -> None:
-    """Deliver the BPMN message NAME (with a payload) to INSTANCE."""
+    """Deliver the BPMN message NAME (with a payload) to INSTANCE.
+
+    \b
+      artreturns message RMA-2026-000001 return_shipped \\
+          --data '{"carrier": "SF Express", "tracking_number": "SF2001000001"}'
+    """
     result = obj.engine.message(instance, name, parse_data(data, sets), actor=obj.actor)
     _print_result(result, as_json, "Delivered to")
 
@@ -695,7 +1536,11 @@ def message(
 @json_option
 @pass_context
 def comment(obj: Context, instance: str, text: str, as_json: bool) -> None:
-    """Add a comment to the history of INSTANCE."""
+    """Add a comment to the history of INSTANCE.
+
+    \b
+      artreturns comment RMA-2026-000001 "Called the customer: parcel leaves Monday"
+    """
     result = obj.engine.comment(instance, text, actor=obj.actor)
     _print_result(result, as_json, "Commented on")
 
@@ -705,51 +1550,132 @@ def comment(obj: Context, instance: str, text: str, as_json: bool) -> None:
 @json_option
 @pass_context
 def history(obj: Context, instance: str, as_json: bool) -> None:
-    """The history of INSTANCE, one event per line, oldest first."""
-    events = obj.engine.history(instance)
+    """The history of INSTANCE as a story: who did what, when, and what it changed.
+
+    Each event says what happened in words, the data a step changed (before -> after),
+    and the command that asked for it. Refusals are there too. --json gives every event
+    whole (seq, at, actor, kind, bpmn_id, task_name, task_id, data, process_id,
+    process_version, state_digest, hash); `data.intent` is the command that asked for
+    it, `data.changed` (of task_completed) each changed key's [before, after].
+
+    \b
+      artreturns history RMA-2026-000001
+      artreturns history RMA-2026-000001 --json | jq '.[] | select(.kind == "denied")'
+    """
+    events = obj.engine.history(instance, actor=obj.actor)
     if as_json:
         _echo_json([e.to_dict() for e in events])
         return
-    table = Table(header_style="bold")
-    for column in ("#", "time", "actor", "event", "step", "details"):
+    if events:
+        first = events[0]
+        click.echo(
+            f"{instance}: {first.process_id} v{first.process_version}, {len(events)} event(s)"
+        )
+    table = Table(header_style="bold", show_lines=True)
+    for column in ("#", "time", "who", "what happened"):
         table.add_column(column)
     for event in events:
-        table.add_row(
-            str(event.seq),
-            _time(event.at),
-            event.actor,
-            event.kind,
-            event.task_name or "",
-            _summary(event),
-        )
+        table.add_row(str(event.seq), _time(event.at), event.actor, _story(event))
     _console().print(table)
 
 
-def _summary(event: EventView) -> str:
+#: The longest value a story line shows (the event in --json holds it whole).
+STORY_VALUE_LIMIT = 120
+
+
+def _readable(value: Any) -> Any:
+    """Stored values as people write them: {"$decimal": "1200.00"} as 1200.00."""
+    if isinstance(value, dict):
+        if len(value) == 1 and "$decimal" in value:
+            return value["$decimal"]
+        return {k: _readable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_readable(v) for v in value]
+    return value
+
+
+def _short_value(value: Any) -> str:
+    value = _readable(value)
+    if value is None:
+        return "—"
+    if value == "":
+        return '""'
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= STORY_VALUE_LIMIT else text[: STORY_VALUE_LIMIT - 1] + "…"
+
+
+def _story(event: EventView) -> str:
+    """One event in words, with what it changed and the command that asked for it."""
     data = event.data
-    if event.kind == "task_completed":
-        return json.dumps(data.get("data", {}), ensure_ascii=False, sort_keys=True)
-    if event.kind == "handler_result":
-        return f"{data.get('operator')} -> " + json.dumps(
-            data.get("result", {}), ensure_ascii=False
+    step = f"'{event.task_name}'" if event.task_name else "a step"
+    lines: list[str] = []
+    kind = event.kind
+    if kind == "started":
+        lines.append(f"started {event.process_id}")
+        lines += [f"  {k}: {_short_value(v)}" for k, v in sorted(data.get("data", {}).items())]
+    elif kind == "task_completed":
+        lines.append(f"completed {step}")
+        changed = data.get("changed")
+        if changed is None:  # recorded before changes were: the data given
+            changed = {k: [None, v] for k, v in data.get("data", {}).items()}
+        for key, (old, new) in sorted(changed.items()):
+            lines.append(f"  {key}: {_short_value(old)} -> {_short_value(new)}")
+    elif kind == "handler_result":
+        lines.append(f"{step}: {data.get('operator')} ran")
+        lines += [f"  {k}: {_short_value(v)}" for k, v in sorted(data.get("result", {}).items())]
+    elif kind == "handler_failed":
+        lines.append(
+            f"{step}: {data.get('operator')} failed (attempt {data.get('attempt')}): "
+            f"{data.get('error')}"
         )
-    if event.kind == "handler_failed":
-        return f"{data.get('operator')}: {data.get('error')}"
-    if event.kind == "timer_fired":
-        return ", ".join(t.get("name", "") for t in data.get("timers", []))
-    if event.kind == "started":
-        return json.dumps(data.get("data", {}), ensure_ascii=False, sort_keys=True)
-    if event.kind in ("message", "comment", "cancelled"):
-        return str(data.get("name") or data.get("text") or data.get("reason") or "")
-    return ""
+    elif kind == "error_thrown":
+        lines.append(
+            f"{step}: {data.get('operator')} raised '{data.get('code')}': {data.get('message')}"
+        )
+    elif kind == "timer_fired":
+        names = ", ".join(t.get("name") or t.get("bpmn_id", "") for t in data.get("timers", []))
+        lines.append(f"time was up: {names}")
+    elif kind == "escalated":
+        lines.append(f"{step} was not done in time: escalated to {data.get('role')}")
+    elif kind == "message":
+        lines.append(f"message '{data.get('name')}' arrived")
+        lines += [f"  {k}: {_short_value(v)}" for k, v in sorted(data.get("payload", {}).items())]
+    elif kind == "retried":
+        lines.append(f"retried {step} (after {data.get('attempts_so_far')} attempt(s))")
+    elif kind == "cancelled":
+        lines.append("cancelled" + (f": {data['reason']}" if data.get("reason") else ""))
+    elif kind == "completed":
+        lines.append("the process reached its end")
+    elif kind == "comment":
+        lines.append(f"commented: {data.get('text')}")
+    elif kind == "denied":
+        lines.append(f"was refused ({data.get('operation')}): {data.get('reason')}")
+    elif kind == "claimed":
+        taken = f" (from {data['from']})" if data.get("from") else ""
+        lines.append(f"claimed {step}{taken}")
+    elif kind == "unclaimed":
+        lines.append(
+            f"let go of {step}" + (f", claimed by {data['from']}" if data.get("from") else "")
+        )
+    elif kind == "delegated":
+        lines.append(f"gave {step} to {data.get('to')}")
+    else:
+        lines.append(f"{kind} {step}".strip())
+    if data.get("intent"):
+        lines.append(f"  asked: {data['intent']}")
+    return "\n".join(lines)
 
 
 @cli.command()
 @click.argument("instance")
 @pass_context
 def verify(obj: Context, instance: str) -> None:
-    """Recompute the hash chain of INSTANCE's history and report the first broken link."""
-    broken = obj.engine.verify(instance)
+    """Recompute the hash chain of INSTANCE's history and report the first broken link.
+
+    \b
+      artreturns verify RMA-2026-000001
+    """
+    broken = obj.engine.verify(instance, actor=obj.actor)
     if broken is None:
         click.echo(f"{instance}: history intact.")
         return
@@ -762,15 +1688,23 @@ def verify(obj: Context, instance: str) -> None:
 
 @cli.group()
 def orders() -> None:
-    """The orders returns are checked against."""
+    """The orders returns are checked against.
+
+    \b
+      artreturns orders import orders.csv
+    """
 
 
 @orders.command(name="import")
 @click.argument("file", type=click.Path(path_type=Path))
 @pass_context
 def orders_import(obj: Context, file: Path) -> None:
-    """Load orders and their artworks from a CSV or JSON FILE (all rows or none)."""
-    done = desk.import_orders(obj.engine, obj.folders, file)
+    """Load orders and their artworks from a CSV or JSON FILE (all rows or none).
+
+    \b
+      artreturns --as ada orders import docs/demo/orders.csv
+    """
+    done = desk.import_orders(obj.engine, obj.folders, file, actor=obj.actor)
     click.echo(f"Imported {done.orders} order(s) with {done.artworks} artwork(s) from {file.name}.")
 
 
@@ -783,8 +1717,8 @@ def orders_import(obj: Context, file: Path) -> None:
     required=True,
     help="An artwork of the order (repeat for several, e.g. both panels of a diptych).",
 )
-@click.option("--type", "request_type", type=click.Choice(desk.TYPES), required=True)
-@click.option("--reason", type=click.Choice(desk.REASONS), required=True)
+@click.option("--type", "request_type", type=click.Choice(vocabulary.TYPES), required=True)
+@click.option("--reason", type=click.Choice(vocabulary.REASONS), required=True)
 @click.option("--description", required=True, help="What the customer says, in their words.")
 @click.option(
     "--evidence",
@@ -807,6 +1741,10 @@ def apply(
     """Register a customer's return or exchange request and start it.
 
     The request gets its RMA number (RMA-YYYY-NNNNNN), which names it from then on.
+
+    \b
+      artreturns --as cs-ann apply --order D-2001 --artwork W-101 --type return \\
+          --reason no_reason --description "Changed my mind" --evidence photo.jpg
     """
     result = desk.apply(
         obj.engine,
@@ -827,7 +1765,13 @@ def apply(
 @json_option
 @pass_context
 def returns_command(obj: Context, limit: int, as_json: bool) -> None:
-    """List the latest returns: ticket, where each one is or how it ended, the money."""
+    """List the latest returns: ticket, where each one is or how it ended, the money.
+
+    \b
+      artreturns returns --limit 10
+      artreturns returns --json
+    """
+    obj.engine.authorize(obj.actor, "returns", "read")
     lines = desk.overview(obj.engine, obj.folders, limit=limit)
     if as_json:
         _echo_json([line.as_data() for line in lines])
@@ -855,7 +1799,12 @@ def returns_command(obj: Context, limit: int, as_json: bool) -> None:
 
 @cli.group()
 def evidence() -> None:
-    """Photos, videos and documents kept with a return, by their SHA-256."""
+    """Photos, videos and documents kept with a return, by their SHA-256.
+
+    \b
+      artreturns evidence add RMA-2026-000001 crack.jpg crate.mp4
+      artreturns evidence list RMA-2026-000001
+    """
 
 
 @evidence.command(name="add")
@@ -863,7 +1812,12 @@ def evidence() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @pass_context
 def evidence_add(obj: Context, rma: str, files: tuple[Path, ...]) -> None:
-    """Keep FILES as evidence of RMA."""
+    """Keep FILES as evidence of RMA.
+
+    \b
+      artreturns --as inspector-ivy evidence add RMA-2026-000001 crack.jpg
+    """
+    obj.engine.authorize(obj.actor, "evidence add", "take part", instance=rma)
     for item in desk.add_evidence(obj.engine, obj.folders, rma, files, obj.actor):
         click.echo(f"{item['sha256'][:12]}  {item['kind']:<8} {item['name']}")
 
@@ -873,7 +1827,12 @@ def evidence_add(obj: Context, rma: str, files: tuple[Path, ...]) -> None:
 @json_option
 @pass_context
 def evidence_list(obj: Context, rma: str, as_json: bool) -> None:
-    """List the evidence of RMA: name, kind, size, SHA-256, locked or not, intact or not."""
+    """List the evidence of RMA: name, kind, size, SHA-256, locked or not, intact or not.
+
+    \b
+      artreturns evidence list RMA-2026-000001 --json
+    """
+    obj.engine.authorize(obj.actor, "evidence list", "read", target=rma)
     items = desk.list_evidence(obj.engine, obj.folders, rma)
     if as_json:
         _echo_json(items)
@@ -944,7 +1903,13 @@ def _delivery(notice: mail.Notice, now: datetime) -> str:
 @json_option
 @pass_context
 def notices_list(obj: Context, rma: str | None, pending: bool, as_json: bool) -> None:
-    """List the notices of RMA (default: all), oldest first, with their delivery."""
+    """List the notices of RMA (default: all), oldest first, with their delivery.
+
+    \b
+      artreturns notices list RMA-2026-000001
+      artreturns notices list --pending --json
+    """
+    obj.engine.authorize(obj.actor, "notices list", "read", target=rma)
     found = mail.list_notices(obj.engine, rma, pending=pending)
     if as_json:
         _echo_json([n.as_data(body=False) for n in found])
@@ -975,7 +1940,12 @@ def notices_list(obj: Context, rma: str | None, pending: bool, as_json: bool) ->
 @json_option
 @pass_context
 def notices_show(obj: Context, notice_id: int, as_json: bool) -> None:
-    """Show notice ID whole: its delivery, subject and body."""
+    """Show notice ID whole: its delivery, subject and body.
+
+    \b
+      artreturns notices show 12
+    """
+    obj.engine.authorize(obj.actor, "notices show", "read", target=str(notice_id))
     item = mail.show_notice(obj.engine, notice_id)
     if as_json:
         _echo_json(item.as_data())
@@ -999,7 +1969,12 @@ def notices_show(obj: Context, notice_id: int, as_json: bool) -> None:
 @json_option
 @pass_context
 def notices_send(obj: Context, limit: int | None, as_json: bool) -> None:
-    """Deliver the pending notices, oldest first (SMTP if ARTRETURNS_SMTP is set)."""
+    """Deliver the pending notices, oldest first (SMTP if ARTRETURNS_SMTP is set).
+
+    \b
+      ARTRETURNS_SMTP=smtp://mail.example.com:587?starttls=true artreturns notices send
+    """
+    obj.engine.authorize(obj.actor, "notices send", "housekeeping")
     run = mail.send_notices(obj.engine, obj.folders, limit=limit)
     if as_json:
         _echo_json(run.as_data())
@@ -1037,7 +2012,11 @@ def notices_send(obj: Context, limit: int | None, as_json: bool) -> None:
 @json_option
 @pass_context
 def handlers_command(obj: Context, as_json: bool) -> None:
-    """List the operators that service tasks can name, and what each does."""
+    """List the operators that service tasks can name, and what each does.
+
+    \b
+      artreturns handlers --json
+    """
     registry = obj.engine.registry
     if as_json:
         _echo_json(
@@ -1063,25 +2042,84 @@ def handlers_command(obj: Context, as_json: bool) -> None:
     help="History sizes (events) whose step cost is compared.",
 )
 @click.option("--samples", default=25, show_default=True, help="Instances per history size.")
+@click.option(
+    "--cli-returns",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Returns in the database the commands are timed on (0: do not time commands).",
+)
+@click.option(
+    "--cli-runs",
+    default=7,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Timed runs of each command, after a warm-up.",
+)
 @click.option("--markdown", is_flag=True, help="Print a Markdown table (for docs/benchmarks.md).")
-def bench(instances: int, rounds: int, history_sizes: str, samples: int, markdown: bool) -> None:
-    """Measure the engine against bare SpiffWorkflow, side by side in one run.
+def bench(
+    instances: int,
+    rounds: int,
+    history_sizes: str,
+    samples: int,
+    cli_returns: int,
+    cli_runs: int,
+    markdown: bool,
+) -> None:
+    """Measure the engine, and time whole commands beside their targets.
 
-    Uses its own temporary SQLite files; --db is not touched.
+    First the engine against bare SpiffWorkflow, side by side in one run; then whole
+    `artreturns` commands (--help, tasks, show, complete), each run as a process of its
+    own on a database of --cli-returns returns, beside its target (tasks and show under
+    300 ms, complete under 600 ms).
+
+    Uses its own temporary SQLite files; --db is not touched. Making 10,000 returns
+    takes minutes; --cli-returns 0 skips the commands.
+
+    \b
+      artreturns bench --markdown
+      artreturns bench --cli-returns 0
+      artreturns bench --instances 100 --rounds 3 --cli-returns 1000 --cli-runs 5
     """
+    import tempfile
+
     from engine import bench as bench_module
 
     try:
         sizes = [int(part) for part in history_sizes.split(",") if part.strip()]
     except ValueError as exc:
         raise InputError(f"--history {history_sizes!r} is not a list of numbers") from exc
+
+    def progress(line: str) -> None:
+        click.echo(line, err=True)
+
     report = bench_module.run(
         instances=instances,
         rounds=rounds,
         history_sizes=sizes,
         history_samples=samples,
-        progress=lambda line: click.echo(line, err=True),
+        progress=progress,
     )
+    if cli_returns:
+        from handlers import bench as returns_bench
+
+        with tempfile.TemporaryDirectory(prefix="artreturns-bench-cli-") as tmp:
+            workdir = Path(tmp)
+            built = returns_bench.build(workdir, cli_returns, fresh=cli_runs + 1, progress=progress)
+            stages = ", ".join(f"{len(rmas):,} {stage}" for stage, rmas in built.stages.items())
+            report.add(
+                "returns in the database",
+                cli_returns,
+                "returns",
+                f"made in {built.seconds:,.0f} s in one process; {stages}",
+            )
+            bench_module.time_commands(
+                report,
+                returns_bench.commands(built, cli_runs),
+                env=returns_bench.environment(built, workdir),
+                runs=cli_runs,
+                progress=progress,
+            )
     if markdown:
         click.echo("| measurement | value | unit | how |")
         click.echo("|---|---:|---|---|")

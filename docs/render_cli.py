@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import textwrap
 from pathlib import Path
 
 import click
@@ -57,11 +58,91 @@ def command_help() -> list[tuple[str, str]]:
     return pages
 
 
+#: The objects `--json` prints, the commands that print them, and what they add.
+JSON_SHAPES = (
+    (
+        "CommandResult",
+        "start, complete, claim, unclaim, delegate, message, comment, "
+        "cancel, retry (one target), apply",
+        "",
+    ),
+    (
+        "TaskView",
+        "incidents; each of `tasks`, which adds `overdue` (true/false), "
+        "`age_seconds` and `summary` (an object of the summary fields: artwork, customer)",
+        "",
+    ),
+    (
+        "InstanceView",
+        "instances; show, which adds `return` (the return's picture, or "
+        "null for an instance of another process)",
+        "",
+    ),
+    ("EventView", "history", ""),
+    ("UserView", "users list, users add, users disable", ""),
+    ("OperationView", "operations", ""),
+    ("FormView", "form", ""),
+    ("FormField", "form, as each of `fields`", ""),
+    ("DeployView", "deploy", ""),
+    ("ProcessView", "processes", ""),
+)
+
+
+def render_json_shapes() -> list[str]:
+    """The keys of each object `--json` prints, in order, from the engine's views."""
+    import dataclasses
+    import typing
+
+    import engine.forms
+    import engine.views
+
+    def find(name: str) -> type:
+        return getattr(engine.views, name, None) or getattr(engine.forms, name)
+
+    lines = [
+        "## JSON output",
+        "",
+        textwrap.fill(
+            "`--json` prints one of these objects, or a list of them, with the keys in "
+            "this order. Times are ISO 8601 in UTC (`2026-11-02T09:00:00+00:00`), amounts "
+            "are decimal text with their currency, never numbers. Keys are only ever "
+            "added; a key is not renamed or removed without a changelog entry.",
+            WIDTH,
+        ),
+        "",
+    ]
+    for name, used_by, _ in JSON_SHAPES:
+        cls = find(name)
+        hints = typing.get_type_hints(cls)
+        keys = ", ".join(
+            f"`{f.name}` ({_type_name(hints[f.name])})" for f in dataclasses.fields(cls)
+        )
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        if doc.startswith(f"{name}("):  # the signature dataclasses write, not a docstring
+            doc = ""
+        lines += [f"### {name}", ""]
+        if doc:
+            lines += [textwrap.fill(doc, WIDTH), ""]
+        lines += [textwrap.fill(f"Printed by: {used_by}.", WIDTH), ""]
+        lines += [textwrap.fill(f"Keys: {keys}.", WIDTH, break_on_hyphens=False), ""]
+    return lines
+
+
+def _type_name(hint: object) -> str:
+    text = getattr(hint, "__name__", None) if not getattr(hint, "__args__", None) else None
+    if text is None:
+        text = str(hint).replace("typing.", "").replace("engine.views.", "")
+        text = text.replace("engine.forms.", "").replace("datetime.datetime", "datetime")
+    return text.replace("NoneType", "None")
+
+
 def render_cli() -> str:
-    """docs/cli.md: every command's help, as the command line prints it."""
+    """docs/cli.md: every command's help, as the command line prints it, then the
+    objects `--json` prints."""
     lines = ["# Command-line reference", "", GENERATED, ""]
     for title, text in command_help():
         lines += [f"## {title}", "", "```text", text.rstrip(), "```", ""]
+    lines += render_json_shapes()
     return "\n".join(lines)
 
 

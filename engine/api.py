@@ -7,6 +7,7 @@ instances than it shows.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections import OrderedDict
@@ -14,27 +15,31 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, bindparam, func, or_, select
+from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
-from engine import definitions
+from engine import definitions, users
 from engine.canonical import canonical_json, sha256_hex
 from engine.clock import Clock, SystemClock
 from engine.errors import (
     AmbiguousReferenceError,
     ConcurrencyError,
+    ConfigurationError,
     EngineError,
+    FormValidationError,
     InputError,
     InstanceNotFoundError,
     InvalidStateError,
     PermissionDeniedError,
     TaskNotFoundError,
 )
-from engine.evaluator import Evaluator
+from engine.forms import Form
 from engine.history import Break, ChainedEvent, EventKind, verify
+from engine.people import Gate, People
+from engine.permissions import may_administer, may_change, may_housekeep
 from engine.persistence import (
     DEFAULT_DB,
     Database,
@@ -58,16 +63,21 @@ from engine.runner import (
     instance_data,
     load_instance,
     new_instance,
+    summary_paths,
 )
-from engine.spiff import Run, SpecBundle
 from engine.views import (
     CommandResult,
     DeployView,
     EventView,
+    FormView,
     InstanceView,
     ProcessView,
     TaskView,
 )
+
+if TYPE_CHECKING:  # imported when an instance is run: `tasks` needs neither
+    from engine.evaluator import Evaluator
+    from engine.spiff import Run, SpecBundle
 
 log = logging.getLogger("artreturns.engine")
 
@@ -91,6 +101,9 @@ _TASK_BY_STEP = _TASK_AND_INSTANCE.where(
 _INSTANCE_BY_KEY = select(INSTANCE.c.id).where(INSTANCE.c.business_key == bindparam("b_key"))
 _SPEC_JSON = select(DefinitionRecord.spec_json).where(DefinitionRecord.id == bindparam("b_id"))
 _INSTANCE_BY_ID = select(INSTANCE.c.id).where(INSTANCE.c.id == bindparam("b_id"))
+_TASK_STEP = select(TASK.c.bpmn_id, TASK.c.name, TASK.c.kind, TASK.c.role).where(
+    TASK.c.id == bindparam("b_id")
+)
 
 
 @dataclass(frozen=True)
@@ -102,35 +115,74 @@ class DueResult:
     error: str | None
 
 
-class Engine:
+class Engine(People):
     """A workflow engine over one database."""
 
     def __init__(
         self,
         database: Database | str | URL = DEFAULT_DB,
         *,
-        registry: Registry | None = None,
+        registry: Registry | Callable[[], Registry] | None = None,
         clock: Clock | None = None,
         settings: Settings | None = None,
         services: Callable[[Connection, datetime], Any] | None = None,
     ) -> None:
+        """`registry` may be a function that makes one (the default reads the entry
+        points): it is called when a handler is first needed, so that a command that
+        runs none never imports the handler packages."""
         self.db = database if isinstance(database, Database) else Database(database)
         #: Builds `ctx.services` for handlers; None gives handlers no services.
         self.services = services
-        self.registry = registry if registry is not None else Registry.from_entry_points()
+        self._registry = registry if registry is not None else Registry.from_entry_points
         self.clock: Clock = clock or SystemClock()
         self.settings = settings or Settings()
-        self.evaluator = Evaluator(self.settings.expression_time_limit)
+        if self.settings.summary is None:
+            self.settings = replace(self.settings, summary=summary_paths())
+        self._evaluator: Evaluator | None = None
+        self._lane_cache: dict[int, list[str]] = {}
         self._specs = definitions.SpecCache()
+        self._forms = definitions.FormCache()
         #: Instances this process saved last, with their open user tasks' ids.
         self._runs: OrderedDict[int, tuple[InstanceRow, Run, list[str]]] = OrderedDict()
         self._task_owner: dict[str, int] = {}
+        #: What the person asked for, as they said it (a command line): kept with the
+        #: first event each command records, and with its operation-log entry.
+        self.intent: str | None = None
+
+    @property
+    def registry(self) -> Registry:
+        """The handlers, read from the entry points (or made) on first use."""
+        if not isinstance(self._registry, Registry):
+            self._registry = self._registry()
+        return self._registry
+
+    @registry.setter
+    def registry(self, registry: Registry) -> None:
+        self._registry = registry
+
+    @property
+    def evaluator(self) -> Evaluator:
+        """The sandbox of the diagrams' expressions, made when an instance first runs."""
+        if self._evaluator is None:
+            from engine.evaluator import Evaluator
+
+            self._evaluator = Evaluator(self.settings.expression_time_limit)
+        return self._evaluator
 
     # -- schema --------------------------------------------------------------------
 
-    def init(self) -> tuple[str | None, str]:
-        """Create the schema, or upgrade it to the newest revision."""
-        return self.db.upgrade()
+    def init(self, *, actor: str | None = None) -> tuple[str | None, str]:
+        """Create the schema, or upgrade it to the newest revision.
+
+        With `actor`, once users exist only an admin may; a change is logged."""
+        if actor is not None:
+            # Without a schema (or one from before users) there is nobody to ask.
+            with contextlib.suppress(ConfigurationError):
+                self._authorize(actor, "init", lambda p, _: may_administer(p, "upgrade the schema"))
+        before, after = self.db.upgrade()
+        if actor is not None and before != after:
+            self._log(actor, "init", None, "done", {"schema": [before or None, after]})
+        return before, after
 
     # -- definitions ---------------------------------------------------------------
 
@@ -158,7 +210,9 @@ class Engine:
         """Validate diagrams and store each changed process as a new version.
 
         A roles file among the paths is checked and deployed with them; without one,
-        lanes are checked against the roles deployed before (if any were)."""
+        lanes are checked against the roles deployed before (if any were). Once users
+        exist, only an admin may deploy; every deployment is in the operation log."""
+        self._authorize(actor, "deploy", lambda p, _: may_administer(p, "deploy diagrams"))
         paths = list(paths)
         files = definitions.collect_files(paths)
         roles, problems = definitions.find_roles(paths)
@@ -173,6 +227,19 @@ class Engine:
             if given and roles is not None:
                 _store_roles(session, roles, actor, now)
             deployed = definitions.store(session, compilation, files, actor, now)
+            self.log_operation(
+                session.connection(),
+                actor,
+                "deploy",
+                ", ".join(sorted({d.process_id for d in deployed})) or None,
+                {
+                    "versions": [
+                        {"process": d.process_id, "version": d.version, "created": d.created}
+                        for d in deployed
+                    ],
+                    "roles_file": given,
+                },
+            )
         return [
             DeployView(d.process_id, d.version, d.name, d.created, d.content_hash) for d in deployed
         ]
@@ -196,7 +263,11 @@ class Engine:
         except EngineError:
             return None
 
-    def processes(self, all_versions: bool = False) -> list[ProcessView]:
+    def processes(
+        self, all_versions: bool = False, *, actor: str | None = None
+    ) -> list[ProcessView]:
+        if actor is not None:
+            self.authorize(actor, "processes", "read")
         with self.db.read() as session:
             latest = dict(
                 session.execute(
@@ -237,6 +308,8 @@ class Engine:
         version: int | None = None,
     ) -> CommandResult:
         """Start an instance of the latest (or the given) version of a process."""
+        from engine.spiff import Run
+
         payload = _require_mapping(data or {}, "start data")
         key = business_key.strip() if business_key is not None else None
         if key is not None and not key:
@@ -246,6 +319,7 @@ class Engine:
                 f"business key '{key}' could be mistaken for an instance number",
                 "Use a key with letters, for example RMA-2026-000123.",
             )
+        self._authorize_start(actor, process_id, version)
         now = self.clock.now()
         with self.db.connect() as conn:
             definition = definitions.find_definition_row(conn, process_id, version)
@@ -272,6 +346,7 @@ class Engine:
                 new=True,
                 services=self.services,
             )
+            work.intent = self.intent
             work.record_event(
                 EventKind.STARTED,
                 {"data": dict(payload), "business_key": key, "definition": definition.content_hash},
@@ -284,8 +359,13 @@ class Engine:
     def complete(
         self, task: str, data: Mapping[str, Any] | None = None, *, actor: str
     ) -> CommandResult:
-        """Complete a ready user task with data, then run the instance on."""
+        """Complete a ready user task with data, then run the instance on.
+
+        The data must fit the task's form, when its diagram declares one: every problem
+        (unknown, missing or mistyped fields, a value not among the choices) is raised
+        at once as FormValidationError, and nothing is saved."""
         payload = _require_mapping(data or {}, "task data")
+        ref = task.strip()
         late: list[str] = []
         denied: list[str] = []
 
@@ -297,6 +377,8 @@ class Engine:
                 before = work.before.get(task_id)
                 late.append(before.name if before is not None else task_id)
                 return
+            if self._task_refusal(work, task_id, "complete"):
+                return  # not the actor's role, or claimed by someone else
             earlier = work.four_eyes_conflict(task_id)
             if earlier is not None:
                 task = next(t for t in work.run.open_tasks() if t.id == task_id)
@@ -307,9 +389,10 @@ class Engine:
                 work.deny("complete", reason, task)
                 denied.append(reason)
                 return
+            self._check_form(work, task_id, payload, ref)
             work.complete_user_task(task_id, payload)
 
-        result = self._change(None, actor, apply, task_ref=task)
+        result = self._change(None, actor, apply, task_ref=task, operation="complete")
         if denied:
             raise PermissionDeniedError(
                 denied[0], "Four eyes: each level of an approval is decided by someone else."
@@ -321,22 +404,84 @@ class Engine:
             )
         return result
 
+    def form(self, task: str) -> FormView:
+        """The form of an open task (an id prefix or INSTANCE:STEP): its fields, their
+        types and choices, which are required, and the variable they go under."""
+        with self.db.connect() as conn:
+            task_id, row = self._find_task(conn, task)
+            step = conn.execute(_TASK_STEP, {"b_id": task_id}).one()
+            form = self._form_of(conn, row.definition_id, step.bpmn_id, step.kind)
+        return FormView(
+            task_id=task_id,
+            short_id=task_id[:8],
+            instance=row.label,
+            bpmn_id=step.bpmn_id,
+            name=step.name,
+            kind=step.kind,
+            role=step.role,
+            has_form=form is not None,
+            variable=form.variable if form is not None else None,
+            fields=list(form.fields) if form is not None else [],
+        )
+
+    def _form_of(
+        self, conn: Connection, definition_id: int, bpmn_id: str, kind: str
+    ) -> Form | None:
+        if kind != "user":
+            return None
+        return self._forms.get(conn, definition_id).get(bpmn_id)
+
+    def _check_form(self, work: Work, task_id: str, data: Mapping[str, Any], ref: str) -> None:
+        """Refuse data that does not fit the task's form, before anything changes."""
+        task = next(t for t in work.run.open_tasks() if t.id == task_id)
+        form = self._form_of(work.conn, work.row.definition_id, task.bpmn_id, task.kind)
+        problems = form.check(data) if form is not None else []
+        if problems:
+            *others, last = dict.fromkeys(p.field for p in problems)
+            fields = f"{', '.join(others)} and {last}" if others else last
+            raise FormValidationError(
+                task.name,
+                problems,
+                f"Nothing was saved: correct {fields}, then complete the task again. "
+                f"`artreturns form {ref}` lists the form's fields.",
+            )
+
     def cancel(self, instance: str, *, actor: str, reason: str = "") -> CommandResult:
         """Cancel a running instance; nothing more runs on it."""
-        return self._change(instance, actor, lambda work, _: work.cancel(reason), fire=False)
+        return self._change(
+            instance,
+            actor,
+            lambda work, _: work.cancel(reason),
+            fire=False,
+            operation="cancel",
+            gate=self._gate("cancel", "cancel"),
+        )
 
     def message(
         self, instance: str, name: str, payload: Mapping[str, Any] | None = None, *, actor: str
     ) -> CommandResult:
         """Deliver a BPMN message to an instance that waits for it."""
         body = _require_mapping(payload or {}, "message payload")
-        return self._change(instance, actor, lambda work, _: work.deliver_message(name, body))
+        return self._change(
+            instance,
+            actor,
+            lambda work, _: work.deliver_message(name, body),
+            operation="message",
+            gate=self._gate("take part", "deliver messages"),
+        )
 
     def comment(self, instance: str, text: str, *, actor: str) -> CommandResult:
         """Add a note to an instance's history."""
         if not text.strip():
             raise InputError("the comment is empty")
-        return self._change(instance, actor, lambda work, _: work.comment(text), fire=False)
+        return self._change(
+            instance,
+            actor,
+            lambda work, _: work.comment(text),
+            fire=False,
+            operation="comment",
+            gate=self._gate("take part", "comment"),
+        )
 
     def retry(self, target: str, *, actor: str, operator: str | None = None) -> CommandResult:
         """Run failed service tasks again: every one of an instance (its number or
@@ -374,8 +519,10 @@ class Engine:
             with self.db.read() as session:
                 self._find_instance(session, target)
         except InstanceNotFoundError:
-            return self._change(None, actor, apply, task_ref=target)
-        return self._change(target, actor, apply)
+            return self._change(
+                None, actor, apply, task_ref=target, operation="retry", gate=self._gate("retry", "")
+            )
+        return self._change(target, actor, apply, operation="retry", gate=self._gate("retry", ""))
 
     def incidents(self, *, operator: str | None = None) -> list[TaskView]:
         """Failed service tasks, oldest first: each waits for its cause to be fixed and
@@ -390,6 +537,7 @@ class Engine:
     def retry_all(self, *, actor: str, operator: str | None = None) -> list[DueResult]:
         """Retry every incident (those calling `operator`), one instance per transaction;
         an instance that fails again is reported, not raised."""
+        self._authorize(actor, "retry", lambda p, _: may_change(p, "retry failed tasks"))
         results: list[DueResult] = []
         seen: set[int] = set()
         for incident in self.incidents(operator=operator):
@@ -408,10 +556,17 @@ class Engine:
 
     def fire_due(self, instance: str, *, actor: str) -> CommandResult:
         """Fire the timers of one instance that are due now."""
-        return self._change(instance, actor, lambda work, _: None)
+        return self._change(
+            instance,
+            actor,
+            lambda work, _: None,
+            operation="fire due timers",
+            gate=self._gate("housekeeping", "fire due timers"),
+        )
 
     def run_due(self, *, actor: str, limit: int | None = None) -> list[DueResult]:
         """Fire every timer due now, one instance per transaction."""
+        self._authorize(actor, "run-due", lambda p, _: may_housekeep(p, "fire due timers"))
         now = self.clock.now()
         with self.db.read() as session:
             query = (
@@ -447,8 +602,14 @@ class Engine:
         task_ref: str | None = None,
         fire: bool = True,
         by_id: bool = False,
+        operation: str = "change",
+        gate: Gate | None = None,
     ) -> CommandResult:
+        """Run `apply` on an instance as one unit of work. `gate` (by default: an active
+        user who is not an auditor) decides before anything runs whether the actor may
+        go on; a refusal is saved as a `denied` event and raised after the commit."""
         now = self.clock.now()
+        check = gate or _default_gate(operation)
         hit = self._cache_hit(instance, task_ref, by_id)
         if hit is not None:
             # The instance as this process last saved it: write it back on the condition
@@ -458,9 +619,11 @@ class Engine:
             run.use_clock(lambda: now)
             try:
                 with self.db.connect() as conn:
-                    work, result = self._work(conn, row, run, task_id, actor, now, apply, fire)
+                    work, result = self._work(
+                        conn, row, run, task_id, actor, now, apply, fire, (operation, check)
+                    )
                 self._keep(work)
-                return result
+                return _refused_or(work, result)
             except ConcurrencyError:
                 log.info("%s changed elsewhere since this process cached it", row.label)
         with self.db.connect() as conn:
@@ -480,9 +643,11 @@ class Engine:
                     f"{row.label} is {row.status}", "Only running instances can be changed."
                 )
             run = self._restore(conn, row, now)
-            work, result = self._work(conn, row, run, task_id, actor, now, apply, fire)
+            work, result = self._work(
+                conn, row, run, task_id, actor, now, apply, fire, (operation, check)
+            )
         self._keep(work)
-        return result
+        return _refused_or(work, result)
 
     def _work(
         self,
@@ -494,14 +659,24 @@ class Engine:
         now: datetime,
         apply: Callable[[Work, str | None], None],
         fire: bool,
+        gate: tuple[str, Gate],
     ) -> tuple[Work, CommandResult]:
         work = Work.load(
             conn, self.registry, self.settings, row, run, actor, now, services=self.services
         )
-        if fire:
-            work.fire_due_timers()
-        apply(work, task_id)
-        work.run_handlers()
+        operation, check = gate
+        refusal = check(work, users.principal(conn, actor))
+        if refusal is not None:
+            # Refused before anything runs: no timer fires, no handler runs in the
+            # name of someone who may not act; only the refusal is saved.
+            work.intent = self.intent
+            work.refuse(operation, refusal, work.open_task(task_id))
+        else:
+            if fire:
+                work.fire_due_timers()
+            work.intent = self.intent  # on the command's own first event, not a timer's
+            apply(work, task_id)
+            work.run_handlers()
         view, events = work.save()
         return work, CommandResult(view, events, list(work.failures.values()))
 
@@ -554,24 +729,10 @@ class Engine:
         kinds: tuple[str, ...] = ("user", "manual"),
         states: tuple[str, ...] = ("READY",),
     ) -> list[TaskView]:
-        """Open tasks from the task table (indexed by state and role)."""
-        with self.db.read() as session:
-            query = (
-                select(TaskRecord, InstanceRecord.business_key)
-                .join(InstanceRecord, InstanceRecord.id == TaskRecord.instance_id)
-                .where(TaskRecord.state.in_(states), TaskRecord.kind.in_(kinds))
-            )
-            if role is not None:
-                # A role's worklist holds its own tasks and those escalated to it.
-                query = query.where(or_(TaskRecord.role == role, TaskRecord.escalated_to == role))
-            if instance is not None:
-                query = query.where(
-                    TaskRecord.instance_id == self._find_instance(session, instance).id
-                )
-            query = query.order_by(
-                TaskRecord.due_at.is_(None), TaskRecord.due_at, TaskRecord.created_at, TaskRecord.id
-            )
-            return [TaskView.of(row, key) for row, key in session.execute(query).all()]
+        """Open tasks from the task table (indexed by state and role), overdue first,
+        then earliest deadline first: `worklist` without the summaries."""
+        found = self.worklist(role=role, instance=instance, kinds=kinds, states=states)
+        return [item.task for item in found]
 
     def instances(
         self,
@@ -579,8 +740,11 @@ class Engine:
         status: str | None = None,
         process_id: str | None = None,
         limit: int | None = None,
+        actor: str | None = None,
     ) -> list[InstanceView]:
         """Instances, most recently changed first, with their open tasks (no data)."""
+        if actor is not None:
+            self.authorize(actor, "instances", "read")
         with self.db.read() as session:
             query = select(InstanceRecord).order_by(
                 InstanceRecord.updated_at.desc(), InstanceRecord.id.desc()
@@ -608,8 +772,10 @@ class Engine:
                 )
             return [InstanceView.of(r, {}, by_instance.get(r.id, []), []) for r in records]
 
-    def show(self, instance: str) -> InstanceView:
+    def show(self, instance: str, *, actor: str | None = None) -> InstanceView:
         """An instance with its data and all its tasks, open and done."""
+        if actor is not None:
+            self.authorize(actor, "show", "read", target=instance)
         with self.db.read() as session:
             record = self._find_instance(session, instance)
             rows = session.scalars(
@@ -623,7 +789,9 @@ class Engine:
             run = self._restore(session.connection(), record, self.clock.now())
             return InstanceView.of(record, instance_data(run), open_views, done_views)
 
-    def history(self, instance: str) -> list[EventView]:
+    def history(self, instance: str, *, actor: str | None = None) -> list[EventView]:
+        if actor is not None:
+            self.authorize(actor, "history", "read", target=instance)
         with self.db.read() as session:
             record = self._find_instance(session, instance)
             events = session.scalars(
@@ -633,8 +801,10 @@ class Engine:
             ).all()
             return [EventView.of(e) for e in events]
 
-    def verify(self, instance: str) -> Break | None:
+    def verify(self, instance: str, *, actor: str | None = None) -> Break | None:
         """Recompute an instance's hash chain; return the first broken link, if any."""
+        if actor is not None:
+            self.authorize(actor, "verify", "read", target=instance)
         with self.db.read() as session:
             record = self._find_instance(session, instance)
             events = session.scalars(
@@ -666,6 +836,8 @@ class Engine:
     # -- lookups -------------------------------------------------------------------
 
     def _restore(self, conn: Connection, row: InstanceRow | InstanceRecord, now: datetime) -> Run:
+        from engine.spiff import Run
+
         bundle = self._bundle(conn, row.definition_id)
         return Run.restore(bundle, row.state, row.serializer_version, self.evaluator, lambda: now)
 
@@ -738,6 +910,18 @@ class Engine:
                 "Give more characters of the id.",
             )
         return str(rows[0]["task_id"]), InstanceRow.from_mapping(rows[0])
+
+
+def _default_gate(operation: str) -> Gate:
+    """The least an instance command needs: an active user who is not an auditor."""
+    return lambda work, principal: may_change(principal, operation)
+
+
+def _refused_or(work: Work, result: CommandResult) -> CommandResult:
+    """The result of a command, or its refusal (saved already) raised."""
+    if work.refusal is not None:
+        raise PermissionDeniedError(work.refusal.reason, work.refusal.hint)
+    return result
 
 
 def _store_roles(session: Session, roles: Roles, actor: str, now: datetime) -> None:

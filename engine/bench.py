@@ -7,6 +7,9 @@
 2. History independence: the cost of one step on an instance whose history holds 10
    events against one whose history holds 1,000. A step must not read or rewrite the
    history it extends, so the ratio should stay near 1.
+3. Command speed: whole `artreturns` processes (interpreter, imports, the database,
+   the output), timed from outside on a database the caller prepared, each beside its
+   target (see `time_commands`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -28,6 +31,7 @@ from pathlib import Path
 
 from engine.api import Engine
 from engine.clock import FixedClock
+from engine.errors import EngineError
 from engine.registry import Registry
 from engine.runner import Settings
 
@@ -63,6 +67,10 @@ def machine() -> dict[str, str]:
         "spiffworkflow": version("SpiffWorkflow"),
         "sqlalchemy": version("SQLAlchemy"),
         "sqlite": sqlite3.sqlite_version,
+        # Other work on the machine slows every figure: say how busy it was.
+        "load average at the start": f"{os.getloadavg()[0]:.2f}"
+        if hasattr(os, "getloadavg")
+        else "unknown",
     }
 
 
@@ -196,6 +204,72 @@ def history_cost(
     engine.db.dispose()
 
 
+@dataclass(frozen=True)
+class Command:
+    """A command timed as a whole process: `argv(run)` gives its arguments for each run
+    (run 0 is the warm-up), so that a command that changes something (completing a
+    task) can act on something new each time."""
+
+    name: str
+    argv: Callable[[int], Sequence[str]]
+    #: The most it may take, in milliseconds; None for a figure given for comparison.
+    target_ms: float | None = None
+    note: str = ""
+    #: Another executable than `artreturns` (the bare interpreter, for comparison).
+    program: Path | None = None
+
+
+def command_environment(workdir: Path, **settings: str) -> dict[str, str]:
+    """The environment the timed commands run in: this one, plus `settings` (such as
+    ARTRETURNS_DB), with Python's bytecode cached under `workdir`, as an installed
+    package has it (with PYTHONDONTWRITEBYTECODE set and no cache, every run would
+    compile the modules it imports from source first)."""
+    env = {**os.environ, **settings, "PYTHONPYCACHEPREFIX": str(workdir / "pycache")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def time_commands(
+    report: Report,
+    commands: Sequence[Command],
+    *,
+    env: Mapping[str, str],
+    runs: int,
+    progress: Callable[[str], None] = lambda _: None,
+    executable: Path | None = None,
+) -> None:
+    """Run each command `runs` times after a warm-up, as the installed `artreturns`
+    executable (or `executable`) in a process of its own, with stdout and stderr read
+    through pipes; report the median wall time, the best, and the target."""
+    program = executable or Path(sys.executable).parent / "artreturns"
+    for command in commands:
+        times: list[float] = []
+        for number in range(runs + 1):
+            argv = [str(command.program or program), *command.argv(number)]
+            began = time.perf_counter()
+            done = subprocess.run(  # noqa: S603 - our own executable and arguments
+                argv, env=dict(env), capture_output=True, text=True, check=False
+            )
+            elapsed = time.perf_counter() - began
+            if done.returncode != 0:
+                last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                raise EngineError(
+                    f"timed command failed (exit {done.returncode}): {' '.join(argv[1:])}: {last}",
+                    "Run it by hand on the benchmark's database to see why.",
+                )
+            if number:
+                times.append(elapsed)
+        median = statistics.median(times) * 1000
+        note = f"median of {runs} runs, best {min(times) * 1000:,.0f} ms"
+        if command.target_ms is not None:
+            verdict = "met" if median < command.target_ms else "NOT met"
+            note += f"; target under {command.target_ms:,.0f} ms: {verdict}"
+        if command.note:
+            note += f"; {command.note}"
+        report.add(command.name, median, "ms", note)
+        progress(f"timed {command.name}: {median:,.0f} ms")
+
+
 def run(
     *,
     instances: int = 300,
@@ -212,4 +286,4 @@ def run(
     return report
 
 
-__all__ = ["Figure", "Report", "run"]
+__all__ = ["Command", "Figure", "Report", "command_environment", "run", "time_commands"]

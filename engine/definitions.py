@@ -12,12 +12,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, select
 from sqlalchemy.orm import Session
 
-from engine import evaluator
 from engine.errors import (
     DefinitionNotFoundError,
     ExpressionError,
@@ -26,25 +25,22 @@ from engine.errors import (
     ProcessValidationError,
     UnsafeDocumentError,
 )
+from engine.forms import Form
 from engine.persistence import DefinitionRecord, SourceFileRecord
 from engine.registry import Registry
 from engine.roles import ROLES_FILE, Roles, parse_roles
-from engine.spiff import (
-    SERIALIZER_VERSION,
-    Compilation,
-    CompiledProcess,
-    SourceFile,
-    SpecBundle,
-    compile_sources,
-    load_specs,
-)
 from engine.xmlsafe import MAX_DOCUMENT_BYTES
+
+if TYPE_CHECKING:  # SpiffWorkflow is imported by what deploys or runs, not to list tasks
+    from engine.spiff import Compilation, CompiledProcess, Element, SourceFile, SpecBundle
 
 DIAGRAM_SUFFIXES = (".bpmn", ".dmn")
 
 
 def collect_files(paths: Iterable[str | Path]) -> list[SourceFile]:
     """Read the diagram files named, or found in the folders named."""
+    from engine.spiff import SourceFile
+
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -125,11 +121,14 @@ def check(
     compilation: Compilation, registry: Registry, roles: Roles | None = None
 ) -> list[Problem]:
     """Everything wrong with the compiled processes, beyond what parsing found."""
+    from engine import evaluator
+
     problems = list(compilation.problems)
     seen: set[tuple[str, str, str]] = set()
     for process in compilation.processes.values():
         if roles is not None:
             problems.extend(_unknown_roles(compilation, process, roles, seen))
+        problems.extend(_clashing_forms(compilation, process, seen))
         for element in process.elements:
             if element.operator is None or element.operator in registry:
                 continue
@@ -165,6 +164,36 @@ def check(
                         compilation.locate(file, expression.element),
                     )
                 )
+    return problems
+
+
+def _clashing_forms(
+    compilation: Compilation, process: CompiledProcess, seen: set[tuple[str, str, str]]
+) -> list[Problem]:
+    """User tasks of one version (the process and those it calls) that share an id but
+    not a form: the version keeps one form per task id."""
+    problems: list[Problem] = []
+    first: dict[str, Element] = {}
+    for element in process.elements:
+        if element.kind != "user":
+            continue
+        earlier = first.setdefault(element.bpmn_id, element)
+        if earlier.form == element.form or earlier.process_id == element.process_id:
+            continue
+        key = (process.process_id, "form", element.bpmn_id)
+        if key in seen:
+            continue
+        seen.add(key)
+        file = compilation.processes.get(element.process_id, process).file
+        problems.append(
+            Problem(
+                f"user task '{element.bpmn_id}' is also in process '{earlier.process_id}' with "
+                "another form; give one of them another id",
+                file,
+                element.bpmn_id,
+                compilation.locate(file, element.bpmn_id),
+            )
+        )
     return problems
 
 
@@ -211,6 +240,8 @@ def validate(
     roles: Roles | None = None,
     role_problems: Iterable[Problem] = (),
 ) -> Compilation:
+    from engine.spiff import compile_sources
+
     compilation = compile_sources(files)
     problems = [*role_problems, *check(compilation, registry, roles)]
     if problems:
@@ -280,7 +311,9 @@ def _definition_record(
     actor: str,
     now: datetime,
 ) -> DefinitionRecord:
-    elements: list[dict[str, str | None]] = []
+    from engine.spiff import SERIALIZER_VERSION
+
+    elements: list[dict[str, Any]] = []
     seen: set[str] = set()
     for element in process.elements:
         if element.bpmn_id in seen:
@@ -296,6 +329,8 @@ def _definition_record(
                 "process": element.process_id,
             }
         )
+        if element.form is not None:
+            elements[-1]["form"] = element.form.as_data()
     return DefinitionRecord(
         process_id=process.process_id,
         version=version,
@@ -381,6 +416,30 @@ def find_definition_row(conn: Connection, process_id: str, version: int | None) 
     return DefinitionRow(row.id, row.process_id, row.version, row.content_hash)
 
 
+_ELEMENTS = select(_DEFINITION.c.elements).where(_DEFINITION.c.id == bindparam("b_id"))
+
+
+class FormCache:
+    """The forms of a definition version's user tasks, by task id, read from its
+    `elements` (a version's forms never change). Versions deployed before forms were
+    recorded have none: their tasks take any data."""
+
+    def __init__(self) -> None:
+        self._forms: dict[int, dict[str, Form]] = {}
+
+    def get(self, conn: Connection, definition_id: int) -> dict[str, Form]:
+        forms = self._forms.get(definition_id)
+        if forms is None:
+            elements = conn.execute(_ELEMENTS, {"b_id": definition_id}).scalar_one_or_none()
+            forms = {
+                str(e["id"]): Form.from_data(e["form"])
+                for e in elements or []
+                if isinstance(e, dict) and e.get("form") is not None
+            }
+            self._forms[definition_id] = forms
+        return forms
+
+
 class SpecCache:
     """Parsed specs per definition version; a version's spec never changes."""
 
@@ -391,6 +450,8 @@ class SpecCache:
         return self._bundles.get(definition_id)
 
     def put(self, definition_id: int, spec_json: str) -> SpecBundle:
+        from engine.spiff import load_specs
+
         bundle = load_specs(spec_json)
         self._bundles[definition_id] = bundle
         return bundle
@@ -398,6 +459,8 @@ class SpecCache:
     def get(self, record: DefinitionRecord) -> SpecBundle:
         bundle = self._bundles.get(record.id)
         if bundle is None:
+            from engine.spiff import load_specs
+
             bundle = load_specs(record.spec_json)
             self._bundles[record.id] = bundle
         return bundle

@@ -167,3 +167,31 @@ class PermissionDeniedError(EngineError):
     """The acting user may not do this."""
 
     exit_code = 4
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One thing wrong with the data given for a user task's form."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+class FormValidationError(EngineError):
+    """The data given for a user task does not fit its form; nothing was saved."""
+
+    def __init__(
+        self, task: str, problems: list[FieldProblem], hint: str | None = None, *, lead: str = ""
+    ) -> None:
+        if not problems:
+            raise ValueError("FormValidationError needs at least one problem")
+        self.task = task
+        self.problems = problems
+        self.lead = lead or f"the data for '{task}' does not fit its form"
+        super().__init__(
+            f"{self.lead}: " + "; ".join(str(p) for p in problems),
+            hint or "Nothing was saved. Correct the fields named and run the command again.",
+        )

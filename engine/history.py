@@ -36,6 +36,9 @@ class EventKind:
     COMMENT = "comment"
     DENIED = "denied"
     ESCALATED = "escalated"
+    CLAIMED = "claimed"
+    UNCLAIMED = "unclaimed"
+    DELEGATED = "delegated"
 
 
 @dataclass(slots=True)

@@ -13,29 +13,35 @@ a complete-task command is one read of the task and instance and four writes.
 
 from __future__ import annotations
 
+import json
 import logging
 import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, cast
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, select
+from sqlalchemy import Connection, Table, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from engine.canonical import canonical_json
 from engine.errors import (
     ConcurrencyError,
+    ConfigurationError,
     HandlerNotFoundError,
     InputError,
     ProcessError,
 )
 from engine.history import GENESIS_HASH, EventKind, PendingEvent, chain
+from engine.permissions import Refusal
 from engine.persistence import EventRecord, InstanceRecord, TaskRecord, writes
 from engine.registry import BpmnError, Registry, TaskContext
-from engine.spiff import SERIALIZER_VERSION, OpenTask, Run
 from engine.views import SHORT_ID, EventView, InstanceView, TaskView
+
+if TYPE_CHECKING:  # SpiffWorkflow is imported when an instance is run, not to list tasks
+    from engine.spiff import OpenTask, Run
 
 log = logging.getLogger("artreturns.engine")
 
@@ -68,6 +74,7 @@ _INSTANCE_COLUMNS = (
     "incident_count",
     "event_count",
     "head_hash",
+    "summary",
 )
 _INSTANCE_TIMES = ("started_at", "updated_at", "ended_at", "next_timer_at")
 _INSERT_INSTANCE = writes.insert("instance", _INSTANCE_COLUMNS, _INSTANCE_TIMES, returning="id")
@@ -82,10 +89,21 @@ _SAVED_COLUMNS = (
     "incident_count",
     "event_count",
     "head_hash",
+    "summary",
 )
 _UPDATE_INSTANCE = writes.update("instance", _SAVED_COLUMNS, ("id", "revision"), _INSTANCE_TIMES)
 _FAILED_TASKS = select(TASK.c.id, TASK.c.attempts, TASK.c.error).where(
     TASK.c.instance_id == bindparam("b_id"), TASK.c.state == "FAILED"
+)
+_CLAIMS = select(TASK.c.id, TASK.c.claimed_by, TASK.c.claimed_at).where(
+    TASK.c.instance_id == bindparam("b_id"),
+    TASK.c.state.in_(OPEN_STATES),
+    TASK.c.claimed_by.is_not(None),
+)
+_SET_CLAIM = (
+    update(TASK)
+    .where(TASK.c.id == bindparam("b_id"))
+    .values(claimed_by=bindparam("b_by"), claimed_at=bindparam("b_at"))
 )
 _SAME_CHAIN = (
     select(TASK.c.name)
@@ -163,6 +181,10 @@ class Settings:
     #: Instances kept in memory between commands of one process (0 turns it off). A
     #: cached instance is used only when its stored revision still matches.
     instance_cache_size: int = 256
+    #: What worklists show of each instance: a name for each dotted path into its data
+    #: (a list on the way maps over its items). None: as the installed packages publish
+    #: under the `artreturns.summary` entry-point group.
+    summary: Mapping[str, str] | None = None
 
 
 @dataclass
@@ -187,6 +209,7 @@ class InstanceRow:
     incident_count: int
     event_count: int
     head_hash: str
+    summary: str | None
 
     @property
     def label(self) -> str:
@@ -212,6 +235,8 @@ def new_instance(
     now: datetime,
 ) -> InstanceRow:
     """A new instance, not yet stored (revision 0); `Work` inserts it when needed."""
+    from engine.spiff import SERIALIZER_VERSION
+
     return InstanceRow(
         id=0,
         uid=str(uuid.uuid4()),
@@ -231,6 +256,7 @@ def new_instance(
         incident_count=0,
         event_count=0,
         head_hash=GENESIS_HASH,
+        summary=None,
     )
 
 
@@ -264,6 +290,12 @@ class Work:
     #: Failed service tasks before the command: id -> (attempts, error).
     failed_before: dict[str, tuple[int, str | None]] = field(default_factory=dict)
     cancelled: bool = False
+    #: Claims on the instance's open tasks: task id -> (claimed by, claimed at).
+    claims: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    #: Why the command was refused, once it was (the history records it as `denied`).
+    refusal: Refusal | None = None
+    #: What the person asked for (a command line), for the next event recorded.
+    intent: str | None = None
     #: Builds what handlers get as `ctx.services` (from the connection and the time).
     services_factory: Callable[[Connection, datetime], Any] | None = None
     _services: Any = None
@@ -287,6 +319,8 @@ class Work:
         work._was_completed = row.status == STATUS_COMPLETED
         if not new:
             work.before = {t.id: t for t in run.open_tasks()}
+            claimed = conn.execute(_CLAIMS, {"b_id": row.id}).all()
+            work.claims = {r.id: (r.claimed_by, r.claimed_at) for r in claimed}
         if row.incident_count:
             failed = conn.execute(_FAILED_TASKS, {"b_id": row.id}).all()
             work.failed_before = {r.id: (r.attempts, r.error) for r in failed}
@@ -297,12 +331,16 @@ class Work:
     def record_event(
         self, kind: str, data: Mapping[str, Any], task: OpenTask | None = None
     ) -> None:
+        recorded = dict(data)
+        if self.intent is not None:
+            recorded["intent"] = self.intent
+            self.intent = None  # one command, one intent: on its first event
         self.events.append(
             PendingEvent(
                 kind=kind,
                 at=self.now,
                 actor=self.actor,
-                data=dict(data),
+                data=recorded,
                 state_digest=self.run.digest(),
                 bpmn_id=task.bpmn_id if task else None,
                 task_name=task.name if task else None,
@@ -348,10 +386,11 @@ class Work:
                     self.run_handlers()
         return fired_all
 
-    def four_eyes_conflict(self, task_id: str) -> str | None:
-        """The step this actor already completed in the same four-eyes group as the
-        task, if any: one person may not decide at two levels of one approval chain."""
-        task = next((t for t in self.run.open_tasks() if t.id == task_id), None)
+    def four_eyes_conflict(self, task_id: str, actor: str | None = None) -> str | None:
+        """The step this actor (or `actor`) already completed in the same four-eyes group
+        as the task, if any: one person may not decide at two levels of one approval
+        chain."""
+        task = self.open_task(task_id)
         if task is None or task.four_eyes is None:
             return None
         row = self.conn.execute(
@@ -359,21 +398,48 @@ class Work:
             {
                 "b_instance": self.row.id,
                 "b_group": task.four_eyes,
-                "b_actor": self.actor,
+                "b_actor": actor or self.actor,
                 "b_step": task.bpmn_id,
             },
         ).first()
         return str(row.name) if row is not None else None
 
+    def open_task(self, task_id: str | None) -> OpenTask | None:
+        return next((t for t in self.run.open_tasks() if t.id == task_id), None)
+
     def deny(self, operation: str, reason: str, task: OpenTask | None = None) -> None:
         """Record a refused operation in the history (nothing else changes)."""
         self.record_event(EventKind.DENIED, {"operation": operation, "reason": reason}, task)
 
+    def refuse(self, operation: str, refusal: Refusal, task: OpenTask | None = None) -> None:
+        """Refuse the command: the history records it as `denied`, the caller raises
+        PermissionDeniedError once this is saved."""
+        self.deny(operation, refusal.reason, task)
+        self.refusal = refusal
+
+    # -- claims --------------------------------------------------------------------
+
+    def set_claim(self, task: OpenTask, to: str | None, kind: str, data: Mapping[str, Any]) -> None:
+        """Give a task to `to` (None lets it go) and record `kind` (claimed, unclaimed,
+        delegated) with `data` in the history."""
+        self.conn.execute(
+            _SET_CLAIM, {"b_id": task.id, "b_by": to, "b_at": self.now if to else None}
+        )
+        if to is None:
+            self.claims.pop(task.id, None)
+        else:
+            self.claims[task.id] = (to, self.now)
+        self.record_event(kind, data, task)
+
     def complete_user_task(self, task_id: str, data: Mapping[str, Any]) -> OpenTask:
+        before = _top_level(self.run.data)
         task = self.run.complete_user_task(task_id, data)
         self.completed[task.id] = self.actor
+        changed = _changes(before, _top_level(self.run.data))
         self.record_event(
-            EventKind.TASK_COMPLETED, {"ref": task.ref.as_dict(), "data": dict(data)}, task
+            EventKind.TASK_COMPLETED,
+            {"ref": task.ref.as_dict(), "data": dict(data), "changed": changed},
+            task,
         )
         return task
 
@@ -513,6 +579,8 @@ class Work:
     # -- saving --------------------------------------------------------------------
 
     def save(self) -> tuple[InstanceView, list[EventView]]:
+        from engine.spiff import SERIALIZER_VERSION
+
         row = self.row
         run = self.run
         if run.completed and not self._was_completed and not self.cancelled:
@@ -532,6 +600,7 @@ class Work:
                 )
 
         revision = row.revision
+        row.summary = summarize(run.data, self.settings.summary or {})
         row.state = run.dump()
         row.serializer_version = SERIALIZER_VERSION
         row.updated_at = self.now
@@ -654,7 +723,7 @@ class Work:
                 ):
                     self._rows.append(values)
                 values = {**values, "created_at": None}
-            views.append(_view(values, self.row.business_key))
+            views.append(_view(values, self.row.business_key, self.claims.get(task.id)))
         for task_id, previous in self.before.items():
             if task_id in now_open:
                 continue
@@ -708,7 +777,11 @@ def _projected_state(task: OpenTask, failed_now: bool, failed_before: bool) -> s
     return "WAITING"
 
 
-def _view(values: Mapping[str, Any], business_key: str | None) -> TaskView:
+def _view(
+    values: Mapping[str, Any],
+    business_key: str | None,
+    claim: tuple[str, datetime] | None = None,
+) -> TaskView:
     return TaskView(
         id=values["id"],
         short_id=values["id"][:SHORT_ID],
@@ -727,7 +800,86 @@ def _view(values: Mapping[str, Any], business_key: str | None) -> TaskView:
         completed_by=values["completed_by"],
         attempts=values["attempts"],
         error=values["error"],
+        claimed_by=claim[0] if claim else None,
+        claimed_at=claim[1] if claim else None,
     )
+
+
+#: The longest text one summary field keeps.
+SUMMARY_TEXT_LIMIT = 200
+#: Packages publish what worklists show of an instance under this entry-point group: a
+#: mapping of field names to dotted data paths, such as {"customer": "customer.name"}.
+SUMMARY_GROUP = "artreturns.summary"
+
+
+def summary_paths(group: str = SUMMARY_GROUP) -> dict[str, str]:
+    """The summary fields the installed packages publish, merged in entry-point order."""
+    fields: dict[str, str] = {}
+    for ep in sorted(entry_points(group=group), key=lambda e: e.name):
+        try:
+            published = ep.load()
+            fields.update({str(k): str(v) for k, v in dict(published).items()})
+        except Exception as exc:
+            raise ConfigurationError(
+                f"summary fields '{ep.name}' ({ep.value}) failed to load: {exc}",
+                "Fix or uninstall the package that provides them.",
+            ) from exc
+    return fields
+
+
+def summarize(data: Mapping[str, Any], paths: Mapping[str, str]) -> str | None:
+    """The configured fields of an instance's data, as JSON text (None: none configured).
+
+    Each path is dotted (`customer.name`); a list met on the way maps over its items
+    (`artworks.title` gives every title), and the values are joined with ", "."""
+    if not paths:
+        return None
+    fields: dict[str, str | None] = {}
+    for name, path in paths.items():
+        found = _pluck(data, path.split("."))
+        texts = [_short(v) for v in (found if isinstance(found, list) else [found])]
+        joined = ", ".join(t for t in texts if t)
+        fields[name] = joined[:SUMMARY_TEXT_LIMIT] or None
+    return canonical_json(fields)
+
+
+def _pluck(value: Any, parts: list[str]) -> Any:
+    if isinstance(value, list | tuple):
+        found: list[Any] = []
+        for item in value:
+            plucked = _pluck(item, parts)
+            found.extend(plucked if isinstance(plucked, list) else [plucked])
+        return found
+    if not parts:
+        return value
+    if isinstance(value, Mapping):
+        return _pluck(value.get(parts[0]), parts[1:])
+    return None
+
+
+def _short(value: Any) -> str | None:
+    if value is None or isinstance(value, Mapping | list | tuple):
+        return None
+    return str(value)[:SUMMARY_TEXT_LIMIT]
+
+
+def _top_level(data: Mapping[str, Any]) -> dict[str, str]:
+    """Each top-level data key with its value as canonical JSON text."""
+    return {str(key): canonical_json(value) for key, value in data.items()}
+
+
+def _changes(before: Mapping[str, str], after: Mapping[str, str]) -> dict[str, list[Any]]:
+    """The top-level keys whose value a step changed: key -> [before, after] (None for
+    a key that was not there)."""
+    changed: dict[str, list[Any]] = {}
+    for key in sorted(before.keys() | after.keys()):
+        old, new = before.get(key), after.get(key)
+        if old != new:
+            changed[key] = [
+                json.loads(old) if old is not None else None,
+                json.loads(new) if new is not None else None,
+            ]
+    return changed
 
 
 def instance_data(run: Run) -> dict[str, Any]:

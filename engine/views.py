@@ -8,7 +8,14 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from engine.persistence import EventRecord, InstanceRecord, TaskRecord
+from engine.forms import Form, FormField
+from engine.persistence import (
+    EventRecord,
+    InstanceRecord,
+    OperationRecord,
+    TaskRecord,
+    UserRecord,
+)
 
 SHORT_ID = 8
 
@@ -52,6 +59,9 @@ class TaskView(_View):
     completed_by: str | None
     attempts: int
     error: str | None
+    #: The user who claimed the task (its assignee), and when.
+    claimed_by: str | None = None
+    claimed_at: datetime | None = None
 
     @classmethod
     def of(cls, record: TaskRecord, business_key: str | None) -> TaskView:
@@ -73,6 +83,71 @@ class TaskView(_View):
             completed_by=record.completed_by,
             attempts=record.attempts,
             error=record.error,
+            claimed_by=record.claimed_by,
+            claimed_at=record.claimed_at,
+        )
+
+
+@dataclass(frozen=True)
+class WorkItem(_View):
+    """A line of a worklist: an open task, the instance's summary, and how late it is."""
+
+    task: TaskView
+    #: The few fields of the instance's data configured for worklists (artwork, ...).
+    summary: dict[str, Any]
+    overdue: bool
+    #: Seconds since the task was opened, at the engine's clock.
+    age_seconds: int
+
+
+@dataclass(frozen=True)
+class UserView(_View):
+    name: str
+    roles: list[str]
+    active: bool
+    created_at: datetime
+    created_by: str
+    disabled_at: datetime | None
+    disabled_by: str | None
+
+    @classmethod
+    def of(cls, record: UserRecord) -> UserView:
+        return cls(
+            name=record.name,
+            roles=sorted(str(r) for r in record.roles),
+            active=record.active,
+            created_at=record.created_at,
+            created_by=record.created_by,
+            disabled_at=record.disabled_at,
+            disabled_by=record.disabled_by,
+        )
+
+
+@dataclass(frozen=True)
+class OperationView(_View):
+    """One entry of the operation log."""
+
+    id: int
+    at: datetime
+    actor: str
+    operation: str
+    target: str | None
+    #: "done" or "denied".
+    outcome: str
+    details: dict[str, Any]
+    hash: str
+
+    @classmethod
+    def of(cls, record: OperationRecord) -> OperationView:
+        return cls(
+            id=record.id,
+            at=record.at,
+            actor=record.actor,
+            operation=record.operation,
+            target=record.target,
+            outcome=record.outcome,
+            details=json.loads(record.details),
+            hash=record.hash,
         )
 
 
@@ -189,3 +264,25 @@ class CommandResult(_View):
     instance: InstanceView
     events: list[EventView]
     failures: list[str]
+
+
+@dataclass(frozen=True)
+class FormView(_View):
+    """The form of an open task: the fields `complete` checks its data against."""
+
+    task_id: str
+    short_id: str
+    instance: str
+    bpmn_id: str
+    name: str
+    kind: str
+    role: str | None
+    #: False when the diagram declares no form: the task then takes any data.
+    has_form: bool
+    #: The variable the task puts the fields under (None: straight into the data).
+    variable: str | None
+    fields: list[FormField]
+
+    @property
+    def form(self) -> Form | None:
+        return Form(tuple(self.fields), self.variable) if self.has_form else None

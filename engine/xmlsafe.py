@@ -8,9 +8,12 @@ arrive. libxml2's own limits (nesting depth, text node size) stay switched on.
 
 from __future__ import annotations
 
-from lxml import etree
+from typing import TYPE_CHECKING
 
 from engine.errors import Problem, ProcessValidationError, UnsafeDocumentError
+
+if TYPE_CHECKING:  # lxml is imported when a diagram is parsed, not by every command
+    from lxml import etree
 
 #: Larger files are refused before parsing. The largest diagram of the BPMN
 #: interchange test suite is under 200 KB.
@@ -18,6 +21,8 @@ MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 
 
 def _parser() -> etree.XMLParser:
+    from lxml import etree
+
     return etree.XMLParser(
         resolve_entities=False,
         no_network=True,
@@ -31,6 +36,8 @@ def _parser() -> etree.XMLParser:
 
 def parse_document(data: bytes, filename: str) -> etree._Element:
     """Return the root element of `data`, or raise with the file and line at fault."""
+    from lxml import etree
+
     if len(data) > MAX_DOCUMENT_BYTES:
         raise UnsafeDocumentError(
             [

@@ -18,10 +18,9 @@ from handlers.money import MoneyError
 from handlers.store import Folders, Services
 from handlers.store.evidence import EvidenceError
 from handlers.store.orders import OrderImportError, parse_file, validate
+from handlers.vocabulary import REASONS, TYPES
 
 PROCESS = "return_request"
-TYPES = ("return", "exchange")
-REASONS = ("no_reason", "defective", "not_as_described", "transit_damage", "authenticity")
 
 
 @dataclass(frozen=True)
@@ -30,8 +29,12 @@ class Imported:
     artworks: int
 
 
-def import_orders(engine: Engine, folders: Folders, path: Path) -> Imported:
-    """Load orders from a CSV or JSON file; nothing is stored when any row is wrong."""
+def import_orders(engine: Engine, folders: Folders, path: Path, *, actor: str) -> Imported:
+    """Load orders from a CSV or JSON file; nothing is stored when any row is wrong.
+
+    Admins only (once users exist); the import is in the operation log, in the same
+    transaction as the orders it stored."""
+    engine.authorize(actor, "orders import", "administer", target=path.name, what="import orders")
     if not path.is_file():
         raise InputError(f"no such file: {path}", "Give a .csv or .json file of orders.")
     try:
@@ -44,7 +47,15 @@ def import_orders(engine: Engine, folders: Folders, path: Path) -> Imported:
         ) from exc
     with engine.db.connect() as conn:
         count = Services(conn, folders, engine.clock.now()).orders.store(validated)
-    return Imported(*count)
+        done = Imported(*count)
+        engine.log_operation(
+            conn,
+            actor,
+            "orders import",
+            path.name,
+            {"orders": done.orders, "artworks": done.artworks},
+        )
+    return done
 
 
 def apply(
@@ -76,6 +87,8 @@ def apply(
         )
     if not artwork_ids:
         raise InputError("name at least one artwork with --artwork")
+    # Before a number is taken or a file kept: a refused request leaves nothing behind.
+    engine.authorize(actor, "apply", "start", process=process, what="register a return")
     now = engine.clock.now()
     with engine.db.connect() as conn:
         services = Services(conn, folders, now)
@@ -259,3 +272,83 @@ def _total(entries: Sequence[Any], kinds: tuple[str, ...]) -> str | None:
     for amount in chosen[1:]:
         total = total + amount
     return str(total)
+
+
+def picture(
+    engine: Engine, folders: Folders, rma: str, data: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """Everything about one return on one page: the customer, the order and its works,
+    the request, the policy's decision, the money, the evidence and the notices, from
+    its stores and `data` (the instance's data, as `engine.show` gives it). None when
+    `rma` is not a return (an instance of another process)."""
+    with engine.db.connect() as conn:
+        services = Services(conn, folders, engine.clock.now())
+        ticket = services.numbers.status(rma)
+        if ticket is None:
+            return None
+        entries = services.ledger.entries(rma)
+        notices = services.outbox.sent(rma)
+        store = services.evidence
+        broken = set(store.verify(rma))
+        evidence = [
+            {
+                "name": item.name,
+                "sha256": item.sha256,
+                "kind": item.kind,
+                "locked": item.locked,
+                "intact": item.name not in broken,
+            }
+            for item in store.items(rma)
+        ]
+    order = data.get("order") or {}
+    refund = data.get("refund") or {}
+    return {
+        "rma": rma,
+        "ticket": ticket,
+        "customer": data.get("customer"),
+        "order": {
+            key: order.get(key)
+            for key in ("order_number", "channel", "jurisdiction", "sold_at", "delivered_at")
+        },
+        "artworks": [
+            {key: work.get(key) for key in ("artwork_id", "title", "artist", "category", "price")}
+            for work in data.get("artworks") or []
+        ],
+        "request": {
+            key: (data.get("request") or {}).get(key)
+            for key in ("type", "reason", "description", "reported_at")
+        },
+        "policy": {
+            "eligibility": data.get("eligibility"),
+            "rule": data.get("policy_rule"),
+            "basis": data.get("policy_basis"),
+            "tier": data.get("tier"),
+            "closed_by": _closing_rule(data),
+        },
+        "money": {
+            "refund_due": refund.get("amount"),
+            "refund_deadline": refund.get("deadline"),
+            "exchange": data.get("exchange"),
+            "ledger": [
+                {
+                    "reference": e.reference,
+                    "kind": e.kind,
+                    "amount": e.amount.as_data(),
+                    "channel": e.channel,
+                    "at": e.created_at.isoformat(),
+                }
+                for e in entries
+            ],
+        },
+        "evidence": evidence,
+        "notices": [
+            {
+                "id": n["id"],
+                "notice": n["notice"],
+                "at": n["created_at"].isoformat(),
+                "to": n["recipient"],
+                "delivered": n.get("delivered_at") is not None,
+            }
+            for n in notices
+        ],
+    }

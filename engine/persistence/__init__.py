@@ -1,15 +1,48 @@
-"""Storage: typed records, the database and its migrations."""
+"""Storage: typed records, the database and its migrations.
 
-from engine.persistence.database import DEFAULT_DB, Database, normalise_url
-from engine.persistence.records import (
-    Base,
-    DefinitionRecord,
-    EventRecord,
-    InstanceRecord,
-    RoleSetRecord,
-    SourceFileRecord,
-    TaskRecord,
-)
+The names are imported on first use (PEP 562): the records need the ORM, the database
+SQLAlchemy's engine, and neither is wanted by a command that only prints its help.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from engine.lazy import exports
+
+if TYPE_CHECKING:
+    from engine.persistence.database import Database, normalise_url
+    from engine.persistence.records import (
+        Base,
+        DefinitionRecord,
+        EventRecord,
+        InstanceRecord,
+        OperationRecord,
+        RoleSetRecord,
+        SourceFileRecord,
+        TaskRecord,
+        UserRecord,
+    )
+
+#: The database when none is named: a SQLite file in the working directory.
+DEFAULT_DB = "sqlite:///artreturns.db"
+
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "engine.persistence.database": ("Database", "normalise_url"),
+    "engine.persistence.records": (
+        "Base",
+        "DefinitionRecord",
+        "EventRecord",
+        "InstanceRecord",
+        "OperationRecord",
+        "RoleSetRecord",
+        "SourceFileRecord",
+        "TaskRecord",
+        "UserRecord",
+    ),
+}
+__getattr__, __dir__ = exports(__name__, _EXPORTS, globals())
+
 
 __all__ = [
     "DEFAULT_DB",
@@ -18,8 +51,10 @@ __all__ = [
     "DefinitionRecord",
     "EventRecord",
     "InstanceRecord",
+    "OperationRecord",
     "RoleSetRecord",
     "SourceFileRecord",
     "TaskRecord",
+    "UserRecord",
     "normalise_url",
 ]

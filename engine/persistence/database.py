@@ -14,20 +14,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import ConcurrencyError, ConfigurationError, PersistenceError
+from engine.persistence import DEFAULT_DB
 
-DEFAULT_DB = "sqlite:///artreturns.db"
+if TYPE_CHECKING:  # Alembic is imported by the commands that migrate, not by every one
+    from alembic.config import Config
 SCHEMA_GROUP = "artreturns.schemas"
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -110,7 +108,8 @@ class Database:
         extensions: Sequence[SchemaExtension] | None = None,
     ) -> None:
         self.url = normalise_url(url) if isinstance(url, str) else url
-        self.extensions = list(schema_extensions() if extensions is None else extensions)
+        # Read from the entry points when a migration first needs them.
+        self._extensions = list(extensions) if extensions is not None else None
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         options: dict[str, Any] = {"echo": echo, "future": True}
         if self.is_sqlite:
@@ -126,6 +125,13 @@ class Database:
         if self.is_sqlite:
             _sqlite_setup(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+
+    @property
+    def extensions(self) -> list[SchemaExtension]:
+        """The schema extensions: as given, else those the installed packages publish."""
+        if self._extensions is None:
+            self._extensions = schema_extensions()
+        return self._extensions
 
     @property
     def display_url(self) -> str:
@@ -155,6 +161,8 @@ class Database:
     # -- schema --------------------------------------------------------------------
 
     def _alembic_config(self, connection: Any) -> Config:
+        from alembic.config import Config
+
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         locations = [str(MIGRATIONS / "versions")] + [str(e.versions) for e in self.extensions]
@@ -166,6 +174,8 @@ class Database:
     def upgrade(self) -> tuple[str, str]:
         """Create or upgrade the schema (the engine's and every extension's); return the
         revisions before and after, as text."""
+        from alembic import command
+
         with translate_errors(self.display_url), self.engine.begin() as connection:
             before = _heads(connection)
             command.upgrade(self._alembic_config(connection), "heads")
@@ -174,6 +184,8 @@ class Database:
 
     def schema_status(self) -> tuple[str, str]:
         """(current revisions, newest revisions), as text."""
+        from alembic.script import ScriptDirectory
+
         with translate_errors(self.display_url), self.engine.connect() as connection:
             current = _heads(connection)
             script = ScriptDirectory.from_config(self._alembic_config(connection))
@@ -236,6 +248,8 @@ def translate_errors(where: str) -> Iterator[None]:
 
 
 def _heads(connection: Connection) -> str:
+    from alembic.runtime.migration import MigrationContext
+
     return " ".join(sorted(MigrationContext.configure(connection).get_current_heads()))
 
 

@@ -4,7 +4,9 @@
 once per version), `source_file` the diagram files it came from, `instance` one row
 per running or finished instance with its state and revision, `task` the projection
 of open and finished tasks that worklists read, and `event` the append-only,
-hash-chained history.
+hash-chained history. `user_account` holds the people who may act and their roles,
+`operation` the hash-chained log of what happened outside any one instance (user and
+deployment changes, refusals).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -141,6 +144,9 @@ class InstanceRecord(Base):
     incident_count: Mapped[int] = mapped_column(default=0)
     event_count: Mapped[int] = mapped_column(default=0)
     head_hash: Mapped[str] = mapped_column(String(64))
+    #: A few fields of the instance's data for worklists (JSON text), kept current by
+    #: every command from the configured data paths (`Settings.summary`).
+    summary: Mapped[str | None] = mapped_column(Text)
 
 
 class TaskRecord(Base):
@@ -151,6 +157,7 @@ class TaskRecord(Base):
         Index("ix_task_state_role", "state", "role"),
         Index("ix_task_instance_state", "instance_id", "state"),
         Index("ix_task_state_escalated", "state", "escalated_to"),
+        Index("ix_task_state_claimed", "state", "claimed_by"),
         # Keyed by the task's id: on SQLite one b-tree instead of a rowid table plus
         # an index on the id, so each change writes fewer pages.
         {"sqlite_with_rowid": False},
@@ -173,6 +180,9 @@ class TaskRecord(Base):
     completed_by: Mapped[str | None] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    #: The user who claimed the task: it is theirs until they (or a supervisor) let go.
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_at: Mapped[datetime | None]
 
 
 class EventRecord(Base):
@@ -198,5 +208,43 @@ class EventRecord(Base):
     process_id: Mapped[str] = mapped_column(String(200))
     process_version: Mapped[int]
     state_digest: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class UserRecord(Base):
+    """A person who may act, with the roles they hold. Never deleted, only disabled."""
+
+    __tablename__ = "user_account"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    roles: Mapped[list[Any]]
+    active: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+    disabled_at: Mapped[datetime | None]
+    disabled_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class OperationRecord(Base):
+    """One operation outside any single instance's history, done or denied.
+
+    Rows are only ever inserted; each one's hash covers the previous row's hash, and
+    `prev_hash` is unique, so two writers can never both extend the same head."""
+
+    __tablename__ = "operation"
+    __table_args__ = (
+        UniqueConstraint("prev_hash"),
+        Index("ix_operation_at", "at"),
+        Index("ix_operation_actor_at", "actor", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+    operation: Mapped[str] = mapped_column(String(60))
+    target: Mapped[str | None] = mapped_column(String(255))
+    outcome: Mapped[str] = mapped_column(String(10))
+    details: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))

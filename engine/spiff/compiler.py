@@ -36,13 +36,15 @@ from SpiffWorkflow.bpmn.specs.mixins.user_task import UserTask as UserTaskMixin
 from SpiffWorkflow.dmn.specs import BusinessRuleTaskMixin
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
-from engine.canonical import sha256_hex
+from engine.canonical import canonical_json, sha256_hex
 from engine.errors import Problem, ProcessValidationError
+from engine.forms import TYPES, Choice, Form, FormField
 from engine.spiff.serialization import SpecBundle, dump_specs
 from engine.spiff.specs import ExternalServiceTask, Parser
 from engine.xmlsafe import parse_document
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 _ISO_TIMER = re.compile(
     r"""^(
         R\d*/.+                                                      # repeating interval
@@ -103,6 +105,8 @@ class Element:
     process_id: str = ""
     #: The escalation code an escalation event throws (a role, by convention).
     escalation: str | None = None
+    #: The form a user task declares (None: the task takes any data).
+    form: Form | None = None
 
 
 @dataclass(frozen=True)
@@ -178,6 +182,8 @@ def compile_sources(files: list[SourceFile]) -> Compilation:
     compilation = Compilation()
     parser = Parser()
     origin: dict[str, str] = {}
+    forms: dict[tuple[str, str], Form] = {}
+    form_problems: list[Problem] = []
     for source in files:
         try:
             root = parse_document(source.content, source.name)
@@ -205,8 +211,10 @@ def compile_sources(files: list[SourceFile]) -> Compilation:
         if kind == "bpmn":
             for process in root.iter(f"{{{BPMN_NS}}}process"):
                 origin[process.get("id", "")] = source.name
+            form_problems.extend(_read_forms(root, source.name, forms))
 
     if compilation.problems:
+        compilation.problems.extend(form_problems)
         return compilation
 
     by_name = {f.name: f for f in files}
@@ -230,21 +238,145 @@ def compile_sources(files: list[SourceFile]) -> Compilation:
         bundle = SpecBundle(spec, subprocess_specs)
         spec_json = dump_specs(bundle)
         used_files = sorted({s.file for s in specs if s.file} | _dmn_files(parser, specs))
-        elements, expressions = _describe(specs, _decision_files(parser))
+        elements, expressions = _describe(specs, _decision_files(parser), forms)
         compilation.processes[process_id] = CompiledProcess(
             process_id=process_id,
             name=spec.description or process_id,
             file=file,
             bundle=bundle,
             spec_json=spec_json,
-            content_hash=sha256_hex(spec_json),
+            content_hash=_content_hash(spec_json, elements),
             files=[by_name[f].name for f in used_files if f in by_name],
             elements=elements,
             expressions=expressions,
             lanes=sorted({e.lane for e in elements if e.lane}),
             called_processes=sorted(subprocess_specs),
         )
+    compilation.problems.extend(form_problems)
     return compilation
+
+
+def _content_hash(spec_json: str, elements: list[Element]) -> str:
+    """What makes a version: the spec, and the forms (which the spec does not hold)."""
+    forms = [[e.process_id, e.bpmn_id, e.form.as_data()] for e in elements if e.form is not None]
+    return sha256_hex(spec_json + canonical_json(forms) if forms else spec_json)
+
+
+def _read_forms(
+    root: etree._Element, file: str, forms: dict[tuple[str, str], Form]
+) -> list[Problem]:
+    """Read the form of every user task in a BPMN document into `forms`, keyed by
+    (file, task id); return what is wrong with them."""
+    problems: list[Problem] = []
+    for form_data in root.iter(f"{{{CAMUNDA_NS}}}formData"):
+        owner = form_data.getparent()
+        task = owner.getparent() if owner is not None else None
+        task_id = task.get("id") if task is not None else None
+        line = form_data.sourceline
+        if (
+            task is None
+            or task_id is None
+            or owner is None
+            or etree.QName(owner).localname != "extensionElements"
+            or etree.QName(task).localname != "userTask"
+        ):
+            problems.append(
+                Problem(
+                    "a form (camunda:formData) is only read on a user task", file, task_id, line
+                )
+            )
+            continue
+        if (file, task_id) in forms:
+            problems.append(Problem("the user task has two forms", file, task_id, line))
+            continue
+        fields, found = _read_fields(form_data, file, task_id)
+        problems.extend(found)
+        forms[(file, task_id)] = Form(tuple(fields))
+    return problems
+
+
+def _read_fields(
+    form_data: etree._Element, file: str, task_id: str
+) -> tuple[list[FormField], list[Problem]]:
+    fields: list[FormField] = []
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for node in form_data:
+        if not isinstance(node.tag, str):
+            continue
+        line = node.sourceline
+
+        def problem(message: str, line: int | None = line) -> None:
+            problems.append(Problem(message, file, task_id, line))
+
+        if etree.QName(node).namespace != CAMUNDA_NS or etree.QName(node).localname != "formField":
+            problem(f"a form holds only camunda:formField, not {etree.QName(node).localname}")
+            continue
+        field_id = (node.get("id") or "").strip()
+        name = f"form field '{field_id}'"
+        if not field_id.isidentifier() or field_id.startswith("_"):
+            problem(
+                f"{name}: a field id must be a name (letters, digits, underscores) not "
+                "starting with '_'"
+            )
+            continue
+        if field_id in seen:
+            problem(f"{name} is declared twice")
+            continue
+        seen.add(field_id)
+        field_type = (node.get("type") or "").strip()
+        if field_type not in TYPES:
+            given = f"the type '{field_type}'" if field_type else "no type"
+            problem(f"{name} has {given}; a form field is one of {', '.join(TYPES)}")
+            continue
+        if node.get("defaultValue") is not None:
+            problem(f"{name}: defaultValue is not supported; say what to write in documentation")
+        required = False
+        documentation: str | None = None
+        choices: list[Choice] = []
+        for child in node:
+            if not isinstance(child.tag, str):
+                continue
+            local = etree.QName(child).localname
+            if local == "validation":
+                for constraint in child:
+                    if not isinstance(constraint.tag, str):
+                        continue
+                    if constraint.get("name") == "required":
+                        required = True
+                    else:
+                        problem(
+                            f"{name}: the constraint '{constraint.get('name')}' is not checked; "
+                            "forms check only 'required'",
+                            constraint.sourceline,
+                        )
+            elif local == "value":
+                choice = (child.get("id") or "").strip()
+                if not choice:
+                    problem(f"{name} has a choice without an id", child.sourceline)
+                elif choice in {c.id for c in choices}:
+                    problem(f"{name} has the choice '{choice}' twice", child.sourceline)
+                else:
+                    choices.append(Choice(choice, child.get("name") or choice))
+            elif local == "properties":
+                for prop in child:
+                    if isinstance(prop.tag, str) and prop.get("id") == "documentation":
+                        documentation = prop.get("value") or None
+        if field_type == "enum" and not choices:
+            problem(f"{name} is an enum without choices (camunda:value)")
+        elif field_type != "enum" and choices:
+            problem(f"{name} has choices but is of type {field_type}; choices are for enum")
+        fields.append(
+            FormField(
+                id=field_id,
+                label=(node.get("label") or "").strip() or field_id,
+                type=field_type,
+                required=required,
+                choices=tuple(choices),
+                documentation=documentation,
+            )
+        )
+    return fields, problems
 
 
 def _dmn_files(parser: Parser, specs: list[Any]) -> set[str]:
@@ -319,7 +451,7 @@ def _decision_files(parser: Parser) -> dict[str, str]:
 
 
 def _describe(
-    specs: list[Any], decision_files: dict[str, str]
+    specs: list[Any], decision_files: dict[str, str], forms: dict[tuple[str, str], Form]
 ) -> tuple[list[Element], list[Expression]]:
     elements: list[Element] = []
     expressions: list[Expression] = []
@@ -335,6 +467,10 @@ def _describe(
                 for d in _event_definitions(task_spec)
                 if isinstance(d, EscalationEventDefinition) and d.code
             ]
+            file = PurePath(spec.file).name if spec.file else None
+            form = forms.get((file or "", bpmn_id)) if kind == "user" else None
+            if form is not None:
+                form = Form(form.fields, getattr(task_spec, "variable", None))
             elements.append(
                 Element(
                     bpmn_id=bpmn_id,
@@ -344,9 +480,9 @@ def _describe(
                     operator=operator,
                     process_id=spec.name,
                     escalation=str(codes[0]) if codes else None,
+                    form=form,
                 )
             )
-            file = PurePath(spec.file).name if spec.file else None
             expressions.extend(_expressions_of(task_spec, bpmn_id, file, decision_files))
     return elements, expressions
 

@@ -5,6 +5,9 @@ to the connection of the command that runs it, so whatever a handler writes comm
 rolls back together with the instance it belongs to. The tables have their own Alembic
 branch (`returns`), published to the engine under the `artreturns.schemas` entry point,
 so `artreturns init` creates and upgrades them with the engine's.
+
+The stores (and SQLAlchemy) are imported when `Services` are first made: a command that
+runs no handler, such as `artreturns tasks`, only needs `Folders`.
 """
 
 from __future__ import annotations
@@ -14,18 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
-from sqlalchemy import Connection, MetaData
-
-from handlers.store.carrier import LocalCarrier
-from handlers.store.claims import Claims
-from handlers.store.customers import CustomerFiles
-from handlers.store.evidence import Evidence
-from handlers.store.ledger import Ledger
-from handlers.store.numbers import Numbers
-from handlers.store.orders import Orders
-from handlers.store.outbox import Outbox
-from handlers.store.tables import metadata
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, MetaData
 
 DATA_ENV = "ARTRETURNS_DATA"
 
@@ -33,11 +28,16 @@ DATA_ENV = "ARTRETURNS_DATA"
 @dataclass(frozen=True)
 class _Schema:
     versions: Path
-    metadata: MetaData
+
+    @property
+    def metadata(self) -> MetaData:
+        from handlers.store.tables import metadata
+
+        return metadata
 
 
 #: What the `artreturns.schemas` entry point publishes.
-SCHEMA = _Schema(Path(__file__).parent / "migrations", metadata)
+SCHEMA = _Schema(Path(__file__).parent / "migrations")
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,15 @@ class Services:
     """Everything a handler may touch, bound to one command's connection and time."""
 
     def __init__(self, conn: Connection, folders: Folders, now: datetime) -> None:
+        from handlers.store.carrier import LocalCarrier
+        from handlers.store.claims import Claims
+        from handlers.store.customers import CustomerFiles
+        from handlers.store.evidence import Evidence
+        from handlers.store.ledger import Ledger
+        from handlers.store.numbers import Numbers
+        from handlers.store.orders import Orders
+        from handlers.store.outbox import Outbox
+
         self.folders = folders
         self.now = now
         self.orders = Orders(conn, now)
@@ -82,7 +91,7 @@ class Services:
         self.customers = CustomerFiles(conn, now)
 
 
-ServicesFactory = Callable[[Connection, datetime], Services]
+ServicesFactory: TypeAlias = Callable[["Connection", datetime], Services]
 
 
 def services_factory(folders: Folders) -> ServicesFactory:

@@ -23,7 +23,6 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, or_, select
 
-from handlers import notices
 from handlers.store.tables import outbox
 
 SMTP_ENV = "ARTRETURNS_SMTP"
@@ -149,6 +148,8 @@ class Outbox:
                 existing["file"],
                 repeated=True,
             )
+        from handlers import notices  # Jinja, imported only when a notice is written
+
         chosen = notices.pick_locale(locale)
         rendered = notices.render(notice, chosen, context)
         file = None

@@ -57,7 +57,11 @@ TASK_KEYS = [
     "completed_by",
     "attempts",
     "error",
+    "claimed_by",
+    "claimed_at",
 ]
+#: `tasks --json` adds these to a task's keys.
+WORKLIST_KEYS = [*TASK_KEYS, "overdue", "age_seconds", "summary"]
 ENV_VARS = ("ARTRETURNS_DB", "ARTRETURNS_NOW", "ARTRETURNS_USER", "FORCE_COLOR", "TTY_COMPATIBLE")
 
 
@@ -76,6 +80,7 @@ class Cli:
         actor: str | None = "tester",
         db: str | None = "",
         env: Mapping[str, str | None] | None = None,
+        input: str | None = None,
     ) -> Result:
         argv: list[str] = []
         if db is not None:
@@ -85,7 +90,12 @@ class Cli:
         if actor is not None:
             argv += ["--as", actor]
         result = self.runner.invoke(
-            cli_module.cli, [*argv, *args], env=env, prog_name="artreturns", catch_exceptions=False
+            cli_module.cli,
+            [*argv, *args],
+            input=input,
+            env=env,
+            prog_name="artreturns",
+            catch_exceptions=False,
         )
         assert result.exit_code == code, (
             f"artreturns {' '.join(args)}: exit {result.exit_code}, expected {code}\n"
@@ -144,7 +154,7 @@ def test_init_creates_the_schema_then_reports_it_up_to_date(db: str) -> None:
     first = cli("init")
     created = re.fullmatch(r"Database \S+x\.db: schema none -> ([\w ]+)\.\n", first.stdout)
     assert created is not None
-    assert "0003" in created.group(1).split()  # the engine's branch, and the procedure's
+    assert "0004" in created.group(1).split()  # the engine's branch, and the procedure's
     again = cli("init")
     same = re.fullmatch(r"Database \S+x\.db is up to date \(schema ([\w ]+)\)\.\n", again.stdout)
     assert same is not None
@@ -369,7 +379,7 @@ def test_tasks_lists_ready_user_tasks_with_filters(started: Cli) -> None:
     assert "2 days" not in text  # the timer itself is not a user task
     assert "WAITING" not in text
 
-    everything = started("tasks", "--all").stdout
+    everything = started("tasks", "--any-kind").stdout
     assert "2 days" in everything
     assert "WAITING" in everything
     assert "Review and decide" in everything
@@ -382,7 +392,7 @@ def test_tasks_lists_ready_user_tasks_with_filters(started: Cli) -> None:
 
 def test_tasks_json_has_stable_keys(started: Cli) -> None:
     [task] = started.json("tasks")
-    assert list(task) == TASK_KEYS
+    assert list(task) == WORKLIST_KEYS
     assert task["id"].startswith(task["short_id"])
     assert len(task["short_id"]) == 8
     assert (task["business_key"], task["bpmn_id"], task["kind"], task["state"]) == (
@@ -393,8 +403,8 @@ def test_tasks_json_has_stable_keys(started: Cli) -> None:
     )
     assert task["role"] == "customer_service"
     assert task["created_at"] == "2026-11-02T09:00:00+00:00"
-    every = started.json("tasks", "--all", "--instance", "RMA-1")
-    assert all(list(t) == TASK_KEYS for t in every)
+    every = started.json("tasks", "--any-kind", "--instance", "RMA-1")
+    assert all(list(t) == WORKLIST_KEYS for t in every)
 
 
 def test_tasks_come_earliest_deadline_first(started: Cli) -> None:
@@ -446,20 +456,19 @@ def test_instances_lists_where_each_instance_stands(started: Cli) -> None:
 def test_show_as_text(started: Cli) -> None:
     started("complete", "RMA-1:register", *REGISTERED, actor="bea")
     lines = started("show", "RMA-1").stdout.splitlines()
-    assert lines[0] == "RMA-1  (instance #1, return_request v1)"
-    assert lines[1] == "  status:   running"
-    assert lines[2] == "  started:  2026-11-02 09:00 by tester"
-    assert lines[3] == "  next timer: 2026-11-04 09:00"
-    assert lines[4] == "  events:   3"  # started, task_completed, handler_result
-    data = json.loads(lines[5].removeprefix("  data:     "))
+    # started, task_completed, handler_result
+    assert lines[0] == "RMA-1  return_request v1, running  (instance #1, 3 events)"
+    assert lines[1] == "  started:   2026-11-02 09:00 by tester"
+    assert lines[2] == "  next timer: 2026-11-04 09:00"
+    data = json.loads(lines[3].removeprefix("  data:      "))
     assert data["customer"] == "Ann"
     assert data["completeness"] == {"complete": True, "missing": []}
     text = "\n".join(lines)
-    assert "Open" in text
+    assert "Now:" in text
     assert "Review and decide" in text
-    assert "Done" in text
+    assert "Path so far:" in text
     [done] = [line for line in lines if "Register the request" in line]
-    assert "COMPLETED" in done
+    assert "2026-11-02 09:00" in done
     assert "bea" in done
 
 
@@ -526,7 +535,13 @@ def test_cancel_ends_the_instance_and_keeps_the_reason(started: Cli) -> None:
     assert result.stdout == "Cancelled RMA-1 (return_request v1): cancelled\n"
     assert started("tasks").stdout == "No open tasks.\n"
     last = started.json("history", "RMA-1")[-1]
-    assert (last["kind"], last["data"]) == ("cancelled", {"reason": "customer withdrew"})
+    assert (last["kind"], last["data"]) == (
+        "cancelled",
+        {
+            "reason": "customer withdrew",
+            "intent": "artreturns cancel RMA-1 --reason 'customer withdrew'",
+        },
+    )
     again = started("cancel", "RMA-1", code=1)
     assert error_lines(again) == [
         "Error: RMA-1 is cancelled",
@@ -546,7 +561,7 @@ def test_comment_is_added_to_the_history(started: Cli) -> None:
     assert (last["kind"], last["actor"], last["data"]) == (
         "comment",
         "cyd",
-        {"text": "Called the customer"},
+        {"text": "Called the customer", "intent": "artreturns comment RMA-1 'Called the customer'"},
     )
     empty = started("comment", "RMA-1", "  ", code=2)
     assert error_lines(empty) == ["Error: the comment is empty"]
@@ -556,7 +571,7 @@ def test_message_is_delivered_to_a_waiting_instance(run: Cli) -> None:
     run("deploy", str(BPMN / "msg_wait.bpmn"))
     run("start", "msg_wait", "--key", "M-1")
     assert run("tasks").stdout == "No open tasks.\n"
-    [waiting] = run.json("tasks", "--all")
+    [waiting] = run.json("tasks", "--any-kind")
     assert (waiting["bpmn_id"], waiting["kind"], waiting["state"]) == (
         "wait_payment",
         "message",
@@ -647,10 +662,11 @@ def test_retry_runs_a_failed_service_task_again(run: Cli, flaky: Flaky) -> None:
     assert hint == "Hint: fix the cause, then run `artreturns retry K-1`."
     assert flaky.calls == 1
 
-    assert "FAILED (1x)" in run("tasks", "--all").stdout
+    assert "FAILED (1x)" in run("tasks", "--any-kind").stdout
     shown = run("show", "K-1").stdout
-    assert "  status:   running, 1 failed task(s)" in shown
-    assert "failed: ConnectionError: service unreachable" in shown
+    assert shown.startswith("K-1  review_call v1, running, 1 failed task(s)  (instance #1")
+    assert "Incidents:" in shown
+    assert "calling test.double, 1 attempt(s): ConnectionError: service unreachable" in shown
 
     retried = run("retry", "K-1")
     assert retried.stdout == "Retried K-1 (review_call v1): completed\n"
@@ -751,10 +767,14 @@ def test_history_as_text_and_json_in_order(started: Cli) -> None:
 
     text = started("history", "RMA-1").stdout
     rows = [line for line in text.splitlines() if re.match(r"│ \d ", line)]
-    assert [row.split("│")[4].strip() for row in rows] == [e["kind"] for e in events]
-    assert "intake.check_completeness -> " in rows[2]
-    assert "checked by phone" in rows[3]
+    assert [row.split("│")[4].strip() for row in rows] == [
+        "started return_request",
+        "completed 'Register the request'",
+        "'Check completeness': intake.check_completeness ran",
+        "commented: checked by phone",
+    ]
     assert "2026-11-02 10:00" in rows[1]
+    assert "asked: artreturns comment RMA-1 'checked by phone'" in text
 
 
 def test_history_of_an_unknown_instance(run: Cli) -> None:
@@ -865,6 +885,8 @@ def test_bench_runs_a_tiny_measurement(run: Cli) -> None:
         "5",
         "--samples",
         "2",
+        "--cli-returns",
+        "0",
         "--markdown",
     )
     lines = result.stdout.splitlines()
@@ -925,7 +947,7 @@ def test_the_installed_console_script_end_to_end(tmp_path: Path) -> None:
     done = artreturns("complete", register, *REGISTERED)
     assert "Review and decide [review]" in done.stdout
     shown = artreturns("show", "RMA-1").stdout
-    assert "  started:  2026-11-02 09:00 by sub" in shown
+    assert "  started:   2026-11-02 09:00 by sub" in shown
     assert '"customer": "Ann"' in shown
     missing = artreturns("show", "RMA-404", code=1)
     assert missing.stdout == ""

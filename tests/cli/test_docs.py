@@ -71,6 +71,31 @@ def test_every_command_has_a_help_text_with_a_first_line(group: click.Group) -> 
         assert command.get_short_help_str(limit=200) == first
 
 
+def _every_command(group: click.Group, path: str = "artreturns") -> list[tuple[str, click.Command]]:
+    found: list[tuple[str, click.Command]] = []
+    for name in sorted(group.commands):
+        command = group.commands[name]
+        found.append((f"{path} {name}", command))
+        if isinstance(command, click.Group):
+            found += _every_command(command, f"{path} {name}")
+    return found
+
+
+def test_every_command_has_an_example_in_its_help(group: click.Group) -> None:
+    """An example is an indented line of the help that runs the command itself."""
+    for path, command in _every_command(group):
+        lines = (command.help or "").splitlines()
+        runs = [
+            line
+            for line in lines
+            if line.startswith("  ")
+            and re.search(
+                rf"\bartreturns( --?\S+( \S+)?)* {re.escape(path.split(' ', 1)[1])}\b", line
+            )
+        ]
+        assert runs, f"`{path} --help` has no example of itself"
+
+
 def test_every_command_has_a_section_in_the_reference(group: click.Group) -> None:
     text = (DOCS / "cli.md").read_text(encoding="utf-8")
     sections = re.findall(r"^## (artreturns.*)$", text, re.M)

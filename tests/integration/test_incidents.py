@@ -39,7 +39,7 @@ def test_one_incident_is_retried_by_its_id(engine: Engine, recorder: Recorder) -
     assert [t.business_key for t in engine.incidents()] == ["I-2"]
     with pytest.raises(TaskNotFoundError, match="no open task"):
         engine.retry("I-2:review", actor="ops")  # not an incident: that step is done
-    with pytest.raises(InvalidStateError, match="no failed tasks calling test.echo"):
+    with pytest.raises(InvalidStateError, match=r"no failed tasks calling test\.echo"):
         engine.retry("I-2", actor="ops", operator="test.echo")
 
 

@@ -80,7 +80,7 @@ class Desk:
             path = self.folders.root / "orders-import.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(list(orders)), encoding="utf-8")
-        returns_desk.import_orders(self.engine(), self.folders, path)
+        returns_desk.import_orders(self.engine(), self.folders, path, actor="owner")
 
     def apply(
         self,

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from conftest import Desk
 
-from engine import PermissionDeniedError, ProcessError
+from engine import FormValidationError, PermissionDeniedError
 
 ORDER: dict[str, Any] = {
     "order_number": "GS-2026-0404",
@@ -183,12 +183,14 @@ def test_a_rejection_without_a_note_still_gives_a_reason(desk: Desk) -> None:
 def test_an_unknown_decision_is_refused_and_the_task_stays_open(desk: Desk) -> None:
     rma = start(desk)
     task = desk.task(rma, "approve_return")
+    events = len(desk.history(rma))
 
-    with pytest.raises(ProcessError):
+    with pytest.raises(FormValidationError, match="decision: 'maybe' is not one of approve, "):
         decide(desk, rma, "cs", "maybe")
 
     assert desk.task(rma, "approve_return").id == task.id
     assert "cs_approval" not in desk.data(rma)
+    assert len(desk.history(rma)) == events
     decide(desk, rma, "cs", "approve")
     assert desk.open_steps(rma) == ["confirm_refund_amount"]
 

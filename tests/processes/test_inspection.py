@@ -3,15 +3,15 @@
 Run on its own through the returns desk (the real handlers, a fresh engine per step):
 the inspector's report is compared with the condition reports made at dispatch and with
 the evidence; a report with something to put right (observations without photos, an
-unknown outcome, a deduction that is not an amount, ...) sends the inspector back with the
-reason (three times at most, then the last comparison fails as an incident: missing
+deduction that is not an amount, ...) sends the inspector back with the reason (three
+times at most, then the last comparison fails as an incident: missing
 photos an operator adds and retries); a mismatch locks the evidence; the customer is told
-the result.
+the result. What the form itself refuses (an unknown outcome, a deduction given as a
+number) is refused before anything changes, and the task stays as it was.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import pytest
 from conftest import Desk
 from sqlalchemy import select
 
+from engine import FormValidationError
 from handlers.store.tables import evidence, outbox
 
 INSPECTOR = "inspector-ivy"
@@ -132,7 +133,8 @@ def report(
     deduction: dict[str, str] | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
-    """The inspector's form as the command line passes it."""
+    """The inspector's form, with the fields it declares (`deduction` {amount, currency}
+    is given as deduction_amount and deduction_currency)."""
     data: dict[str, Any] = {
         "outcome": outcome,
         "grade": grade,
@@ -141,7 +143,8 @@ def report(
         **fields,
     }
     if deduction is not None:
-        data["deduction"] = deduction
+        data["deduction_amount"] = deduction["amount"]
+        data["deduction_currency"] = deduction["currency"]
     return data
 
 
@@ -391,10 +394,9 @@ def test_the_deduction_comes_from_the_form_s_own_fields(desk: Desk, tmp_path: Pa
         report(
             "accepted_with_deduction",
             grade="fair",
-            observations=json.dumps([SUPPORT]),  # a form's text field holds the JSON text
-            accessories='["certificate", "hanging wire"]',
+            observations=[SUPPORT],
             deduction_amount="300.00",
-            deduction_currency="",
+            deduction_currency="",  # left empty: the sale's currency
         ),
     )
 
@@ -410,45 +412,41 @@ def test_the_deduction_comes_from_the_form_s_own_fields(desk: Desk, tmp_path: Pa
     assert desk.status(rma) == "completed"
 
 
-def test_an_unknown_outcome_goes_back_to_the_inspector_with_the_reason(desk: Desk) -> None:
+def test_an_unknown_outcome_and_grade_are_refused_by_the_form_at_once(desk: Desk) -> None:
     rma = start(desk)
+    before = desk.show(rma)
 
-    inspect(desk, rma, report("ok"))
+    with pytest.raises(FormValidationError) as refused:
+        inspect(desk, rma, report("ok", grade="mint"))
 
-    assert errors(desk, rma) == ["report_incomplete"]
-    assert desk.show(rma).incident_count == 0
-    assert desk.data(rma)["report_problem"] == {
-        "reason": "The outcome 'ok' is not one of accepted, accepted_with_deduction, "
-        "transit_damage, mismatch."
-    }
-    assert desk.open_steps(rma) == ["complete_report"]
+    assert [str(p) for p in refused.value.problems] == [
+        "outcome: 'ok' is not one of accepted, accepted_with_deduction, transit_damage, mismatch",
+        "grade: 'mint' is not one of excellent, good, fair, poor",
+    ]
+    after = desk.show(rma)
+    assert (after.event_count, after.data) == (before.event_count, before.data)
+    assert desk.open_steps(rma) == ["inspect_work"]
 
-    desk.complete(rma, "complete_report", report("accepted"), actor=INSPECTOR)
+    inspect(desk, rma, report("accepted"))
 
     assert desk.status(rma) == "completed"
     assert desk.data(rma)["inspection"]["outcome"] == "accepted"
     assert desk.notices(rma) == ["inspection_result"]
 
 
-def test_a_float_deduction_from_the_command_line_is_sent_back_to_be_written_as_text(
-    desk: Desk,
-) -> None:
+def test_a_deduction_given_as_a_number_is_refused_by_the_form(desk: Desk) -> None:
+    """Money is never a float: the form's deduction_amount is text, and a JSON number
+    (what `--data '{"deduction_amount": 300.00}'` gives) is refused before anything runs."""
     rma = start(desk)
 
-    # `--set deduction_amount=300.00` reaches the engine as the float 300.0
-    inspect(desk, rma, report("accepted_with_deduction", grade="fair", deduction_amount=300.0))
+    with pytest.raises(FormValidationError, match="deduction_amount: must be text"):
+        inspect(desk, rma, report("accepted_with_deduction", grade="fair", deduction_amount=300.0))
 
-    reason = desk.data(rma)["report_problem"]["reason"]
-    assert reason.startswith("The deduction 300.0 was given as a floating-point number")
-    assert """--set 'deduction_amount="300.00"'""" in reason
+    assert desk.open_steps(rma) == ["inspect_work"]
+    assert errors(desk, rma) == []
     assert desk.show(rma).incident_count == 0
 
-    desk.complete(
-        rma,
-        "complete_report",
-        report("accepted_with_deduction", grade="fair", deduction_amount="300.00"),
-        actor=INSPECTOR,
-    )
+    inspect(desk, rma, report("accepted_with_deduction", grade="fair", deduction_amount="300.00"))
     assert desk.data(rma)["inspection"]["deduction"] == {"amount": "300.00", "currency": "EUR"}
     assert desk.status(rma) == "completed"
 
@@ -473,10 +471,6 @@ def test_a_float_deduction_from_the_command_line_is_sent_back_to_be_written_as_t
         (
             report("accepted_with_deduction"),
             "The outcome accepted_with_deduction needs the deduction",
-        ),
-        (
-            report("accepted", grade="mint"),
-            "The grade 'mint' is not one of excellent, good, fair, poor.",
         ),
     ],
 )

@@ -380,7 +380,7 @@ def test_an_amount_above_the_refund_is_refused_and_finance_asked_again(desk: Des
         ("4.500,00", "'4.500,00' is not an amount"),
         ("4.500", "'4.500' has more decimals than EUR has (2)"),
         ("EUR 4500", "'EUR 4500' is not an amount"),
-        ("", "'' is not an amount"),
+        ("about 4500", "'about 4500' is not an amount"),
         ("0", "must be more than zero, not EUR 0.00"),
         ("-4500.00", "must be more than zero, not EUR -4,500.00"),
         ("NaN", "not a finite decimal amount"),

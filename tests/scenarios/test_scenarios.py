@@ -558,7 +558,8 @@ def test_2_an_oil_painting_withdrawn_in_the_eu_with_a_deduction(desk: Desk) -> N
                 }
             ],
             "accessories": [],
-            "deduction": {"amount": "300.00", "currency": "EUR"},
+            "deduction_amount": "300.00",
+            "deduction_currency": "EUR",
         },
     )
     refund = desk.data(rma)["refund"]

@@ -1,0 +1,69 @@
+"""`artreturns bench --cli-returns N`: whole commands timed on a database of returns.
+
+Only what the benchmark reports is checked, never how fast anything was: the figures
+themselves are in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import cli as cli_module
+from handlers import bench as returns_bench
+
+COMMANDS = [
+    "python -c pass",
+    "python -c 'import sqlalchemy.orm'",
+    "artreturns --help",
+    "artreturns tasks (an inspector)",
+    "artreturns tasks --all",
+    "artreturns tasks --all --csv",
+    "artreturns show RMA",
+    "artreturns complete TASK",
+]
+
+
+def test_the_stages_leave_enough_returns_waiting_for_approval() -> None:
+    stages = [returns_bench.stage_of(index, fresh=8) for index in range(10_000)]
+    assert stages[:8] == ["approval"] * 8
+    counts = {stage: stages.count(stage) for stage in set(stages)}
+    # 1 in 100 at inspection, 2 waiting for the parcel, 2 for approval (and the 8 fresh
+    # ones), 5 cancelled, 90 declined.
+    assert counts == {
+        "inspection": 100,
+        "parcel": 200,
+        "approval": 8 + 200,
+        "cancelled": 500,
+        "declined": 8_992,
+    }
+
+
+@pytest.mark.slow
+def test_bench_times_the_commands_on_a_database_of_returns(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli_module.cli,
+        [
+            "bench",
+            *("--instances", "2", "--rounds", "1", "--history", "5", "--samples", "2"),
+            *("--cli-returns", "3", "--cli-runs", "1", "--markdown"),
+        ],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    rows = {
+        line.split(" | ")[0].removeprefix("| "): line.split(" | ")[1:]
+        for line in result.stdout.splitlines()
+        if line.startswith("| ")
+    }
+    assert rows["returns in the database"][0] == "3.00"
+    for name in COMMANDS:
+        value, unit, how = rows[name]
+        assert float(value.replace(",", "")) > 0
+        assert unit == "ms"
+        assert how.startswith("median of 1 runs, best ")
+    assert "target under 300 ms" in rows["artreturns tasks --all"][2]
+    assert "target under 600 ms" in rows["artreturns complete TASK"][2]
+    assert "target" not in rows["artreturns --help"][2]
