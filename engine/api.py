@@ -665,7 +665,8 @@ class Engine(People):
             conn, self.registry, self.settings, row, run, actor, now, services=self.services
         )
         operation, check = gate
-        refusal = check(work, users.principal(conn, actor))
+        work.principal = users.principal(conn, actor)
+        refusal = check(work, work.principal)
         if refusal is not None:
             # Refused before anything runs: no timer fires, no handler runs in the
             # name of someone who may not act; only the refusal is saved.

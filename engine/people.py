@@ -321,9 +321,7 @@ class People:
         task = work.open_task(task_id)
         if task is None:
             return False
-        refusal = may_work(
-            users.principal(work.conn, work.actor), self._facts(work, task), operation
-        )
+        refusal = may_work(_acting(work), self._facts(work, task), operation)
         if refusal is None:
             return False
         work.refuse(operation, refusal, task)
@@ -492,7 +490,7 @@ class People:
                 raise InvalidStateError(
                     f"'{open_task.name}' is not claimed", f"Claim it with `artreturns claim {ref}`."
                 )
-            principal = users.principal(work.conn, actor)
+            principal = _acting(work)
             refusal = may_unclaim(
                 principal, self._facts(work, open_task), self._supervisors(work.conn)
             )
@@ -515,7 +513,7 @@ class People:
             facts = self._facts(work, open_task)
             if facts.claimed_by == target:
                 raise InvalidStateError(f"'{open_task.name}' is already {target}'s")
-            principal = users.principal(work.conn, actor)
+            principal = _acting(work)
             refusal = may_delegate(
                 principal,
                 facts,
@@ -726,6 +724,13 @@ def _pause(attempt: int) -> None:
     stretched by up to half again, so that two losers do not collide once more."""
     stretch = 1 + random.random() / 2  # noqa: S311 (spreading retries, not a secret)
     time.sleep(RETRY_PAUSE_SECONDS * (2**attempt) * stretch)
+
+
+def _acting(work: Work) -> Principal:
+    """The command's acting user, looked up once per command."""
+    if work.principal is None:
+        work.principal = users.principal(work.conn, work.actor)
+    return work.principal
 
 
 def _person_task(work: Work, task_id: str | None, ref: str) -> OpenTask:

@@ -35,7 +35,7 @@ from engine.errors import (
     ProcessError,
 )
 from engine.history import GENESIS_HASH, EventKind, PendingEvent, chain
-from engine.permissions import Refusal
+from engine.permissions import Principal, Refusal
 from engine.persistence import EventRecord, InstanceRecord, TaskRecord, writes
 from engine.registry import BpmnError, Registry, TaskContext
 from engine.views import SHORT_ID, EventView, InstanceView, TaskView
@@ -296,6 +296,8 @@ class Work:
     refusal: Refusal | None = None
     #: What the person asked for (a command line), for the next event recorded.
     intent: str | None = None
+    #: The acting user as the rules see them, once looked up for this command.
+    principal: Principal | None = None
     #: Builds what handlers get as `ctx.services` (from the connection and the time).
     services_factory: Callable[[Connection, datetime], Any] | None = None
     _services: Any = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import cast
 
-from sqlalchemy import Connection, Table, bindparam, select
+from sqlalchemy import Connection, Table, bindparam, case, select
 
 from engine.errors import InputError
 from engine.permissions import Principal
@@ -21,6 +21,11 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}$")
 
 _ONE = select(USER.c.name, USER.c.roles, USER.c.active).where(USER.c.name == bindparam("b_name"))
 _ANY = select(USER.c.name).limit(1)
+_ME_OR_ANY = (
+    select(USER.c.name, USER.c.roles, USER.c.active)
+    .order_by(case((USER.c.name == bindparam("b_name"), 0), else_=1))
+    .limit(1)
+)
 
 
 def check_name(name: str) -> str:
@@ -40,9 +45,13 @@ def enforced(conn: Connection) -> bool:
 
 
 def principal(conn: Connection, name: str) -> Principal:
-    """The acting user as the rules see them; unknown names are principals too."""
-    row = conn.execute(_ONE, {"b_name": name}).first()
-    if row is not None:
+    """The acting user as the rules see them; unknown names are principals too.
+
+    One read: the user's own row if there is one, else any row (users exist, so rules
+    are enforced), else none (a database without users runs single-user). A business
+    has tens or hundreds of users, so the read is cheap however it is planned."""
+    row = conn.execute(_ME_OR_ANY, {"b_name": name}).first()
+    if row is not None and row.name == name:
         return Principal(
             name=name,
             roles=frozenset(str(r) for r in row.roles),
@@ -50,7 +59,7 @@ def principal(conn: Connection, name: str) -> Principal:
             known=True,
             active=bool(row.active),
         )
-    return Principal(name=name, enforced=enforced(conn))
+    return Principal(name=name, enforced=row is not None)
 
 
 def claim_holds(conn: Connection, claimer: str | None) -> bool:
