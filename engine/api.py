@@ -106,6 +106,11 @@ _TASK_STEP = select(TASK.c.bpmn_id, TASK.c.name, TASK.c.kind, TASK.c.role).where
 )
 
 
+if TYPE_CHECKING:
+    #: A cached instance: its row, its run, its open user tasks' ids, the claims on them.
+    _Cached = tuple[InstanceRow, Run, list[str], dict[str, tuple[str, datetime]]]
+
+
 @dataclass(frozen=True)
 class DueResult:
     """What `run_due` did to one instance."""
@@ -143,7 +148,8 @@ class Engine(People):
         self._specs = definitions.SpecCache()
         self._forms = definitions.FormCache()
         #: Instances this process saved last, with their open user tasks' ids.
-        self._runs: OrderedDict[int, tuple[InstanceRow, Run, list[str]]] = OrderedDict()
+        #: Each with the claims on its tasks as saved (a claim changes the revision too).
+        self._runs: OrderedDict[int, _Cached] = OrderedDict()
         self._task_owner: dict[str, int] = {}
         #: What the person asked for, as they said it (a command line): kept with the
         #: first event each command records, and with its operation-log entry.
@@ -615,12 +621,21 @@ class Engine(People):
             # The instance as this process last saved it: write it back on the condition
             # that nobody changed it since (the revision check). If somebody did, load it
             # again and redo the command on what is stored.
-            row, run, task_id = hit
+            row, run, task_id, claims = hit
             run.use_clock(lambda: now)
             try:
                 with self.db.connect() as conn:
                     work, result = self._work(
-                        conn, row, run, task_id, actor, now, apply, fire, (operation, check)
+                        conn,
+                        row,
+                        run,
+                        task_id,
+                        actor,
+                        now,
+                        apply,
+                        fire,
+                        (operation, check),
+                        claims=claims,
                     )
                 self._keep(work)
                 return _refused_or(work, result)
@@ -660,9 +675,19 @@ class Engine(People):
         apply: Callable[[Work, str | None], None],
         fire: bool,
         gate: tuple[str, Gate],
+        *,
+        claims: dict[str, tuple[str, datetime]] | None = None,
     ) -> tuple[Work, CommandResult]:
         work = Work.load(
-            conn, self.registry, self.settings, row, run, actor, now, services=self.services
+            conn,
+            self.registry,
+            self.settings,
+            row,
+            run,
+            actor,
+            now,
+            services=self.services,
+            claims=claims,
         )
         operation, check = gate
         work.principal = users.principal(conn, actor)
@@ -683,7 +708,7 @@ class Engine(People):
 
     def _cache_hit(
         self, instance: str | None, task_ref: str | None, by_id: bool
-    ) -> tuple[InstanceRow, Run, str | None] | None:
+    ) -> tuple[InstanceRow, Run, str | None, dict[str, tuple[str, datetime]]] | None:
         """Take an instance out of the in-memory cache for a command that names it by
         a full task id or by number. It goes back only after the command committed."""
         if task_ref is not None:
@@ -698,10 +723,10 @@ class Engine(People):
         cached = self._runs.pop(instance_id, None)
         if cached is None:
             return None
-        row, run, task_ids = cached
+        row, run, task_ids, claims = cached
         for open_id in task_ids:
             self._task_owner.pop(open_id, None)
-        return replace(row), run, task_id
+        return replace(row), run, task_id, dict(claims)
 
     def _keep(self, work: Work) -> None:
         size = self.settings.instance_cache_size
@@ -712,11 +737,11 @@ class Engine(People):
         if size <= 0 or work.row.status != STATUS_RUNNING:
             return
         task_ids = [t.id for t in work.run.open_tasks() if t.kind in ("user", "manual")]
-        self._runs[work.row.id] = (replace(work.row), work.run, task_ids)
+        self._runs[work.row.id] = (replace(work.row), work.run, task_ids, dict(work.claims))
         for open_id in task_ids:
             self._task_owner[open_id] = work.row.id
         while len(self._runs) > size:
-            _, (_, _, evicted) = self._runs.popitem(last=False)
+            _, (_, _, evicted, _) = self._runs.popitem(last=False)
             for open_id in evicted:
                 self._task_owner.pop(open_id, None)
 

@@ -316,13 +316,19 @@ class Work:
         *,
         new: bool = False,
         services: Callable[[Connection, datetime], Any] | None = None,
+        claims: dict[str, tuple[str, datetime]] | None = None,
     ) -> Work:
+        """`claims`: the claims as this process saved them with the instance's current
+        revision (cached), else they are read. A stale cache is caught by the revision
+        check when the work is saved."""
         work = cls(conn, registry, settings, row, run, actor, now, services_factory=services)
         work._was_completed = row.status == STATUS_COMPLETED
         if not new:
             work.before = {t.id: t for t in run.open_tasks()}
-            claimed = conn.execute(_CLAIMS, {"b_id": row.id}).all()
-            work.claims = {r.id: (r.claimed_by, r.claimed_at) for r in claimed}
+            if claims is None:
+                claimed = conn.execute(_CLAIMS, {"b_id": row.id}).all()
+                claims = {r.id: (r.claimed_by, r.claimed_at) for r in claimed}
+            work.claims = claims
         if row.incident_count:
             failed = conn.execute(_FAILED_TASKS, {"b_id": row.id}).all()
             work.failed_before = {r.id: (r.attempts, r.error) for r in failed}
