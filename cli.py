@@ -1399,16 +1399,7 @@ def run_due(obj: Context, limit: int | None, as_json: bool) -> None:
     """
     results = obj.engine.run_due(actor=obj.actor, limit=limit)
     if as_json:
-        _echo_json(
-            [
-                {
-                    "instance": r.instance,
-                    "error": r.error,
-                    "result": r.result.to_dict() if r.result else None,
-                }
-                for r in results
-            ]
-        )
+        _echo_json([r.to_dict() for r in results])
         return
     if not results:
         click.echo("No timers due.")
@@ -1488,16 +1479,7 @@ def retry(
         return
     results = obj.engine.retry_all(actor=obj.actor, operator=operator)
     if as_json:
-        _echo_json(
-            [
-                {
-                    "instance": r.instance,
-                    "error": r.error,
-                    "result": r.result.to_dict() if r.result else None,
-                }
-                for r in results
-            ]
-        )
+        _echo_json([r.to_dict() for r in results])
         return
     if not results:
         click.echo("No incidents.")

@@ -113,11 +113,18 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class DueResult:
-    """What `run_due` did to one instance."""
+    """What `run_due` or `retry_all` did to one instance."""
 
     instance: str
     result: CommandResult | None
     error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "instance": self.instance,
+            "error": self.error,
+            "result": self.result.to_dict() if self.result else None,
+        }
 
 
 class Engine(People):

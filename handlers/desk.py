@@ -161,19 +161,24 @@ def list_evidence(engine: Engine, folders: Folders, rma: str) -> list[dict[str, 
     """The evidence kept for a return, each file checked against its SHA-256."""
     engine.show(rma)  # the return must exist
     with engine.db.connect() as conn:
-        store = Services(conn, folders, engine.clock.now()).evidence
-        broken = set(store.verify(rma))
-        return [
-            {
-                "name": item.name,
-                "sha256": item.sha256,
-                "kind": item.kind,
-                "size": item.size,
-                "locked": item.locked,
-                "intact": item.name not in broken,
-            }
-            for item in store.items(rma)
-        ]
+        return _evidence(Services(conn, folders, engine.clock.now()), rma)
+
+
+def _evidence(services: Services, rma: str) -> list[dict[str, Any]]:
+    """A return's evidence files, each checked against its SHA-256 (`intact`)."""
+    store = services.evidence
+    broken = set(store.verify(rma))
+    return [
+        {
+            "name": item.name,
+            "sha256": item.sha256,
+            "kind": item.kind,
+            "size": item.size,
+            "locked": item.locked,
+            "intact": item.name not in broken,
+        }
+        for item in store.items(rma)
+    ]
 
 
 @dataclass(frozen=True)
@@ -288,18 +293,7 @@ def picture(
             return None
         entries = services.ledger.entries(rma)
         notices = services.outbox.sent(rma)
-        store = services.evidence
-        broken = set(store.verify(rma))
-        evidence = [
-            {
-                "name": item.name,
-                "sha256": item.sha256,
-                "kind": item.kind,
-                "locked": item.locked,
-                "intact": item.name not in broken,
-            }
-            for item in store.items(rma)
-        ]
+        evidence = _evidence(services, rma)
     order = data.get("order") or {}
     refund = data.get("refund") or {}
     return {
