@@ -656,17 +656,20 @@ def tasks(
     if any_kind:
         kinds = ("user", "manual", "service", "timer", "message")
         states = ("READY", "QUEUED", "FAILED", "WAITING")
-    found = obj.engine.worklist(
-        actor=obj.actor,
-        role=role,
-        everyone=everyone,
-        instance=instance,
-        overdue=overdue,
-        kinds=kinds,
-        states=states,
-        sort=sort,
-    )
-    fields = list(obj.engine.settings.summary or {})
+    asked: dict[str, Any] = {
+        "role": role,
+        "everyone": everyone,
+        "overdue": overdue,
+        "kinds": kinds,
+        "states": states,
+        "sort": sort,
+    }
+    found = _worklist_by_driver(obj, instance, asked)
+    if found is None:  # the engine answers (and records a refusal)
+        found = obj.engine.worklist(actor=obj.actor, instance=instance, **asked)
+    from engine.worklist import summary_paths
+
+    fields = list(summary_paths())
     if as_json:
         _echo_json(
             [
@@ -708,6 +711,29 @@ def tasks(
         click.echo("No open tasks.")
         return
     _console().print(_worklist_table(found, fields, any_kind))
+
+
+def _worklist_by_driver(
+    obj: Context, instance: str | None, asked: dict[str, Any]
+) -> list[WorkItem] | None:
+    """The worklist read through the database driver alone, without importing
+    SQLAlchemy or the engine: the same query `Engine.worklist` runs. None when the
+    engine must answer: a database URL the driver cannot open as it is, or a refusal,
+    which the engine records."""
+    from engine import worklist as lists
+    from engine.permissions import Supervisors
+
+    with lists.open_reader(obj.db) as reader:
+        if reader is None:
+            return None
+        principal = lists.principal(reader, obj.actor)
+        supervisors = lists.supervisors(reader) if principal.enforced else Supervisors()
+        refusal = lists.worklist_refusal(principal, supervisors, asked["role"], asked["everyone"])
+        if refusal is not None:
+            return None
+        now = obj.now or datetime.now(UTC)
+        number = lists.instance_id(reader, instance) if instance else None
+        return lists.worklist(reader, principal=principal, instance=number, now=now, **asked)
 
 
 def _iso(value: datetime | None) -> str:

@@ -63,7 +63,6 @@ from engine.runner import (
     instance_data,
     load_instance,
     new_instance,
-    summary_paths,
 )
 from engine.views import (
     CommandResult,
@@ -74,6 +73,7 @@ from engine.views import (
     ProcessView,
     TaskView,
 )
+from engine.worklist import summary_paths
 
 if TYPE_CHECKING:  # imported when an instance is run: `tasks` needs neither
     from engine.evaluator import Evaluator
@@ -332,10 +332,13 @@ class Engine(People):
                 f"business key '{key}' could be mistaken for an instance number",
                 "Use a key with letters, for example RMA-2026-000123.",
             )
-        self._authorize_start(actor, process_id, version)
         now = self.clock.now()
         with self.db.connect() as conn:
             definition = definitions.find_definition_row(conn, process_id, version)
+            refusal = self._start_refusal(conn, actor, process_id, definition.id)
+            if refusal is not None:
+                conn.rollback()
+                self._deny(actor, "start", process_id, refusal)
             if key is not None and conn.execute(_INSTANCE_BY_KEY, {"b_key": key}).first():
                 raise business_key_taken(key)
             row = new_instance(

@@ -10,14 +10,12 @@ operation log. Instance commands pass through the gate in `Engine._work`; the re
 from __future__ import annotations
 
 import difflib
-import json
 import random
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from sqlalchemy import Connection, and_, bindparam, case, false, or_, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from engine import oplog, users
@@ -41,8 +39,6 @@ from engine.permissions import (
     may_cancel,
     may_delegate,
     may_housekeep,
-    may_list_everyone,
-    may_list_role,
     may_read,
     may_read_operations,
     may_retry,
@@ -55,10 +51,9 @@ from engine.persistence import (
     InstanceRecord,
     OperationRecord,
     RoleSetRecord,
-    TaskRecord,
     UserRecord,
 )
-from engine.views import CommandResult, OperationView, TaskView, UserView, WorkItem
+from engine.views import CommandResult, OperationView, UserView, WorkItem
 
 if TYPE_CHECKING:
     from engine.clock import Clock
@@ -286,14 +281,16 @@ class People:
             definition = definitions.find_definition_row(conn, process_id, version)
             return self._lanes(conn, definition.id)
 
-    def _authorize_start(self, actor: str, process_id: str, version: int | None) -> None:
-        lanes = self._process_lanes(process_id, version)
-        self._authorize(
-            actor,
-            "start",
-            lambda p, s: may_take_part(p, lanes, s, f"start {process_id}"),
-            process_id,
-        )
+    def _start_refusal(
+        self, conn: Connection, actor: str, process_id: str, definition_id: int
+    ) -> Refusal | None:
+        """Whether `actor` may start the process, read in the start's own transaction;
+        the caller records a refusal (`_deny`) after that transaction has ended."""
+        principal = users.principal(conn, actor)
+        if not principal.enforced:
+            return None
+        lanes = self._lanes(conn, definition_id)
+        return may_take_part(principal, lanes, self._supervisors(conn), f"start {process_id}")
 
     # -- gates for instance commands -------------------------------------------------
 
@@ -572,98 +569,39 @@ class People:
         escalated to it, `everyone` all, `instance` all of one instance. Before the
         first user exists, or without `actor`, all. `sort` is "due" (earliest deadline
         first) or "age" (oldest first)."""
-        if sort not in _SORTS:
+        from engine import worklist as lists
+        from engine.worklist import worklist_refusal, worklist_scope
+
+        if sort not in lists.SORTS:
             raise InputError(f"cannot sort by {sort!r}", "Sort by due or age.")
         now = self.clock.now()
         refusal: Refusal | None = None
         with self.db.read() as session:
             conn = session.connection()
+            driver = conn.connection.driver_connection
+            reader = lists.Reader(driver, conn.dialect.name)
             principal = users.principal(conn, actor) if actor is not None else None
             if principal is not None:
                 supervisors = self._supervisors(conn) if principal.enforced else Supervisors()
-                if role is not None:
-                    refusal = may_list_role(principal, role, supervisors)
-                elif everyone:
-                    refusal = may_list_everyone(principal, supervisors)
-                else:
-                    refusal = may_read(principal)
+                refusal = worklist_refusal(principal, supervisors, role, everyone)
             items: list[WorkItem] = []
             if refusal is None:
-                query = self._worklist_query(
-                    session, principal, role, everyone, instance, overdue, kinds, states, sort, now
+                items = lists.worklist(
+                    reader,
+                    principal=principal,
+                    role=role,
+                    everyone=everyone,
+                    instance=lists.instance_id(reader, instance) if instance else None,
+                    overdue=overdue,
+                    kinds=kinds,
+                    states=states,
+                    sort=sort,
+                    now=now,
                 )
-                for record, key, summary in session.execute(query).all():
-                    task = TaskView.of(record, key)
-                    late = task.due_at is not None and task.due_at <= now
-                    opened = task.created_at or now
-                    age = max(0, int((now - opened).total_seconds()))
-                    items.append(WorkItem(task, json.loads(summary) if summary else {}, late, age))
         if refusal is not None:
             assert actor is not None
-            scope = f"role {role}" if role else "everyone" if everyone else instance
-            self._deny(actor, "tasks", scope, refusal)
+            self._deny(actor, "tasks", worklist_scope(role, everyone, instance), refusal)
         return items
-
-    def _worklist_query(
-        self,
-        session: Session,
-        principal: Principal | None,
-        role: str | None,
-        everyone: bool,
-        instance: str | None,
-        overdue: bool,
-        kinds: tuple[str, ...],
-        states: tuple[str, ...],
-        sort: str,
-        now: datetime,
-    ) -> Any:
-        query = (
-            select(TaskRecord, InstanceRecord.business_key, InstanceRecord.summary)
-            .join(InstanceRecord, InstanceRecord.id == TaskRecord.instance_id)
-            .where(TaskRecord.state.in_(states), TaskRecord.kind.in_(kinds))
-        )
-        if role is not None:
-            # A role's worklist holds its own tasks and those escalated to it.
-            query = query.where(or_(TaskRecord.role == role, TaskRecord.escalated_to == role))
-        if instance is not None:
-            query = query.where(TaskRecord.instance_id == self._find_instance(session, instance).id)
-        mine = (
-            principal is not None
-            and principal.enforced
-            and role is None
-            and not everyone
-            and instance is None
-        )
-        if mine:
-            assert principal is not None
-            me = principal.name
-            held = sorted(principal.roles)
-            # A claim holds only while its claimer is an active user (`claim_holds`):
-            # a disabled one's, or one made under a name that never became a user
-            # (before the first user existed), leaves the task free for its role.
-            active = select(UserRecord.name).where(UserRecord.active.is_(True))
-            free = or_(
-                TaskRecord.claimed_by.is_(None),
-                TaskRecord.claimed_by == me,
-                TaskRecord.claimed_by.not_in(active),
-            )
-            lane_less = and_(TaskRecord.role.is_(None), free) if principal.work_roles else false()
-            query = query.where(
-                or_(
-                    and_(TaskRecord.role.in_(held), free),
-                    lane_less,
-                    TaskRecord.escalated_to.in_(held),
-                    TaskRecord.claimed_by == me,
-                )
-            )
-        late = and_(TaskRecord.due_at.is_not(None), TaskRecord.due_at <= now)
-        if overdue:
-            query = query.where(late)
-        order: list[Any] = [case((late, 0), else_=1)]
-        if sort == "due":
-            order += [TaskRecord.due_at.is_(None), TaskRecord.due_at]
-        order += [TaskRecord.created_at, TaskRecord.id]
-        return query.order_by(*order)
 
     # -- the operation log ---------------------------------------------------------
 

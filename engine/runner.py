@@ -20,7 +20,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, select, update
@@ -29,7 +28,6 @@ from sqlalchemy.exc import IntegrityError
 from engine.canonical import canonical_json
 from engine.errors import (
     ConcurrencyError,
-    ConfigurationError,
     HandlerNotFoundError,
     InputError,
     ProcessError,
@@ -815,24 +813,6 @@ def _view(
 
 #: The longest text one summary field keeps.
 SUMMARY_TEXT_LIMIT = 200
-#: Packages publish what worklists show of an instance under this entry-point group: a
-#: mapping of field names to dotted data paths, such as {"customer": "customer.name"}.
-SUMMARY_GROUP = "artreturns.summary"
-
-
-def summary_paths(group: str = SUMMARY_GROUP) -> dict[str, str]:
-    """The summary fields the installed packages publish, merged in entry-point order."""
-    fields: dict[str, str] = {}
-    for ep in sorted(entry_points(group=group), key=lambda e: e.name):
-        try:
-            published = ep.load()
-            fields.update({str(k): str(v) for k, v in dict(published).items()})
-        except Exception as exc:
-            raise ConfigurationError(
-                f"summary fields '{ep.name}' ({ep.value}) failed to load: {exc}",
-                "Fix or uninstall the package that provides them.",
-            ) from exc
-    return fields
 
 
 def summarize(data: Mapping[str, Any], paths: Mapping[str, str]) -> str | None:

@@ -6,16 +6,18 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.forms import Form, FormField
-from engine.persistence import (
-    EventRecord,
-    InstanceRecord,
-    OperationRecord,
-    TaskRecord,
-    UserRecord,
-)
+
+if TYPE_CHECKING:  # views are made from records, but need not import the ORM to exist
+    from engine.persistence import (
+        EventRecord,
+        InstanceRecord,
+        OperationRecord,
+        TaskRecord,
+        UserRecord,
+    )
 
 SHORT_ID = 8
 

@@ -3,8 +3,9 @@
 Each command of the engine writes the instance row, appends events, and upserts task
 rows. Building and binding these through SQLAlchemy's statement layer costs more than
 the database work itself, so they are rendered once per dialect (SQLite and
-PostgreSQL share the SQL; only the parameter markers differ) and run with
-`exec_driver_sql`, which still translates driver errors into SQLAlchemy's. Times are
+PostgreSQL share the SQL; only the parameter markers differ) and handed to the
+driver's own cursor inside the command's transaction; a driver error is raised as the
+SQLAlchemy error the rest of the engine already translates. Times are
 bound exactly as the column type binds them: SQLite stores the text form SQLAlchemy
 reads back, PostgreSQL takes aware datetimes.
 """
@@ -16,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from engine.errors import ConfigurationError
 
@@ -56,12 +58,68 @@ class Write:
 
     def run(
         self, conn: Connection, values: Mapping[str, Any] | Sequence[Mapping[str, Any]]
-    ) -> CursorResult[Any]:
-        dialect = conn.dialect.name
-        text = self._text(dialect)
+    ) -> Done:
+        """Run on the driver's own connection, inside the transaction `conn` began.
+
+        A driver error is raised as the SQLAlchemy error `exec_driver_sql` would raise
+        (IntegrityError, OperationalError, ...), so callers translate it as any other."""
+        dialect = conn.dialect
+        text = self._text(dialect.name)
+        watched = conn.dispatch.before_cursor_execute or conn.dispatch.after_cursor_execute
+        if watched or conn._echo:
+            # Something watches the statements (echo, tracing, a test): let it see them.
+            return self._observed(conn, text, values)
+        driver = conn.connection.driver_connection
+        assert driver is not None, "a connection inside a transaction has its driver"
+        cursor = driver.cursor()
+        params: dict[str, Any] | list[dict[str, Any]]
+        try:
+            if isinstance(values, Mapping):
+                params = self._bind(dialect.name, values)
+                cursor.execute(text, params)
+            else:
+                params = [self._bind(dialect.name, v) for v in values]
+                cursor.executemany(text, params)
+            rows = cursor.fetchall() if cursor.description is not None else []
+            return Done(cursor.rowcount, rows)
+        except dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(
+                text, params, exc, dialect.loaded_dbapi.Error, dialect=dialect
+            ) from exc
+        finally:
+            cursor.close()
+
+    def _observed(
+        self,
+        conn: Connection,
+        text: str,
+        values: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    ) -> Done:
+        name = conn.dialect.name
         if isinstance(values, Mapping):
-            return conn.exec_driver_sql(text, self._bind(dialect, values))
-        return conn.exec_driver_sql(text, [self._bind(dialect, v) for v in values])
+            result = conn.exec_driver_sql(text, self._bind(name, values))
+        else:
+            result = conn.exec_driver_sql(text, [self._bind(name, v) for v in values])
+        rows = [tuple(r) for r in result.fetchall()] if result.returns_rows else []
+        return Done(result.rowcount, rows)
+
+
+class Done:
+    """What a statement gave back: the rows it changed, the rows it returned."""
+
+    __slots__ = ("rowcount", "rows")
+
+    def __init__(self, rowcount: int, rows: Sequence[Sequence[Any]]) -> None:
+        self.rowcount = rowcount
+        self.rows = rows
+
+    def first(self) -> Sequence[Any] | None:
+        return self.rows[0] if self.rows else None
+
+    def scalar_one(self) -> Any:
+        if len(self.rows) != 1:
+            raise ValueError(f"expected one row, got {len(self.rows)}")
+        return self.rows[0][0]
 
 
 def _names(columns: Sequence[str]) -> str:

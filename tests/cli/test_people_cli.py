@@ -31,6 +31,7 @@ import pytest
 from sqlalchemy.engine import URL
 from test_cli import ENV_VARS, RETURN_REQUEST, Cli, error_lines
 
+import cli as cli_module
 import engine.oplog as oplog_module
 import engine.people as people_module
 from engine import (
@@ -1170,3 +1171,58 @@ def test_the_executable_prints_data_on_stdout_and_nothing_else(db_file: Path) ->
     # ARTRETURNS_USER alone names the auditor, who has no work of their own.
     done = artreturns(db_file, "tasks", "--json", user="aud-al")
     assert (done.returncode, done.stdout, done.stderr) == (0, "[]\n", "")
+
+
+# -- the worklist read through the driver alone ---------------------------------------------
+
+
+def test_the_driver_worklist_is_the_engines(db_url: str | URL, tmp_path: Path) -> None:
+    """`artreturns tasks` reads through the database driver without SQLAlchemy; whoever
+    asks, whatever they ask, it must list what `Engine.worklist` lists."""
+    url = db_url.render_as_string(hide_password=False) if isinstance(db_url, URL) else db_url
+    run = Cli(url)
+    prepare(run, tmp_path)
+    apply_for(run, "P-2", "W-2", actor="cs-bob", now=T1)
+    run("claim", APPROVE, actor="cs-max", now=T1)
+    run("run-due", actor="ada", now=LATE)  # the second approval is escalated
+    engine = Engine(url, clock=FixedClock(parse_time(LATE)))
+    try:
+        asks: list[dict[str, Any]] = [
+            {},
+            {"everyone": True},
+            {"everyone": True, "sort": "age"},
+            {"everyone": True, "overdue": True},
+            {"role": "customer_service"},
+            {"role": "customer_service_supervisor"},
+            {"instance": RMA},
+            {
+                "everyone": True,
+                "kinds": ("user", "manual", "service", "timer", "message"),
+                "states": ("READY", "QUEUED", "FAILED", "WAITING"),
+            },
+        ]
+        compared = 0
+        for actor in USERS:
+            for ask in asks:
+                asked = {
+                    "role": None,
+                    "everyone": False,
+                    "overdue": False,
+                    "kinds": ("user", "manual"),
+                    "states": ("READY",),
+                    "sort": "due",
+                    **{k: v for k, v in ask.items() if k != "instance"},
+                }
+                context = cli_module.Context(db=url, now=parse_time(LATE), actor=actor, debug=False)
+                by_driver = cli_module._worklist_by_driver(context, ask.get("instance"), asked)
+                try:
+                    by_engine = engine.worklist(actor=actor, instance=ask.get("instance"), **asked)
+                except PermissionDeniedError:
+                    assert by_driver is None, (actor, ask)  # the engine records refusals
+                    continue
+                assert by_driver is not None, (actor, ask)
+                assert [i.to_dict() for i in by_driver] == [i.to_dict() for i in by_engine]
+                compared += len(by_engine)
+        assert compared > 40  # the asks above found tasks, not only empty lists
+    finally:
+        engine.db.dispose()
