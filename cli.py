@@ -134,8 +134,13 @@ class Context:
     @property
     def folders(self) -> Folders:
         """Where evidence and outbox files go: ARTRETURNS_DATA, else beside the database."""
-        from engine.persistence import normalise_url
+        import engine.reading as reading
         from handlers.store import Folders
+
+        target = reading.driver_target(self.db)  # without SQLAlchemy, where it can
+        if target is not None:
+            return Folders.beside(target[1] if target[0] == "sqlite" else None)
+        from engine.persistence import normalise_url
 
         url = normalise_url(self.db)
         database_file = url.database if url.get_backend_name() == "sqlite" else None
@@ -223,10 +228,11 @@ def pass_context(fn: Callable[..., R]) -> Callable[..., R]:
 
 def _console() -> Console:
     # A terminal gets its own width; a pipe or file gets long lines rather than wraps.
-    # markup=False: table cells hold user text ([register], comments) to print as is.
+    # markup=False, emoji=False: table cells hold user text ([register], comments, a
+    # customer's ":)") to print as is, never as markup or emoji codes.
     if sys.stdout.isatty():
-        return Console(highlight=False, markup=False)
-    return Console(width=200, highlight=False, no_color=True, markup=False)
+        return Console(highlight=False, markup=False, emoji=False)
+    return Console(width=200, highlight=False, no_color=True, markup=False, emoji=False)
 
 
 def _echo_json(value: Any) -> None:
@@ -667,7 +673,7 @@ def tasks(
     found = _worklist_by_driver(obj, instance, asked)
     if found is None:  # the engine answers (and records a refusal)
         found = obj.engine.worklist(actor=obj.actor, instance=instance, **asked)
-    from engine.worklist import summary_paths
+    from engine.reading import summary_paths
 
     fields = list(summary_paths())
     if as_json:
@@ -720,7 +726,7 @@ def _worklist_by_driver(
     SQLAlchemy or the engine: the same query `Engine.worklist` runs. None when the
     engine must answer: a database URL the driver cannot open as it is, or a refusal,
     which the engine records."""
-    from engine import worklist as lists
+    import engine.reading as lists
     from engine.permissions import Supervisors
 
     with lists.open_reader(obj.db) as reader:
@@ -734,6 +740,31 @@ def _worklist_by_driver(
         now = obj.now or datetime.now(UTC)
         number = lists.instance_id(reader, instance) if instance else None
         return lists.worklist(reader, principal=principal, instance=number, now=now, **asked)
+
+
+def _show_by_driver(
+    obj: Context, instance: str
+) -> tuple[InstanceView, dict[str, Any] | None] | None:
+    """`show` read through the database driver alone: the same reads `Engine.show` and
+    `desk.picture` make. None when the engine must answer: a URL the driver cannot open
+    as it is, an instance last saved before its data was stored beside its state, or a
+    refusal, which the engine records."""
+    import engine.reading as reading
+    from engine.permissions import may_read
+    from handlers.store import picture as returns_picture
+
+    with reading.open_reader(obj.db) as reader:
+        if reader is None:
+            return None
+        number = reading.instance_id(reader, instance)
+        if may_read(reading.principal(reader, obj.actor)) is not None:
+            return None
+        view = reading.instance_view(reader, number)
+        if view is None:
+            return None
+        label = view.business_key
+        found = returns_picture.picture(reader, obj.folders, label, view.data) if label else None
+        return view, found
 
 
 def _iso(value: datetime | None) -> str:
@@ -852,9 +883,13 @@ def show(obj: Context, instance: str, as_json: bool) -> None:
     return, an object with rma, ticket, customer, order, artworks, request, policy,
     money, evidence and notices; else null.
     """
-    view = obj.engine.show(instance, actor=obj.actor)
-    label = view.business_key or ""
-    picture = desk.picture(obj.engine, obj.folders, label, view.data) if label else None
+    found = _show_by_driver(obj, instance)
+    if found is None:  # the engine answers (restores an old instance, records a refusal)
+        view = obj.engine.show(instance, actor=obj.actor)
+        label = view.business_key or ""
+        picture = desk.picture(obj.engine, obj.folders, label, view.data) if label else None
+    else:
+        view, picture = found
     if as_json:
         _echo_json({**view.to_dict(), "return": picture})
         return
@@ -880,7 +915,7 @@ def show(obj: Context, instance: str, as_json: bool) -> None:
         table = Table(header_style="bold")
         for column in ("task", "step", "role", "held by", "due", "state"):
             table.add_column(column)
-        now = obj.engine.clock.now()
+        now = obj.now or datetime.now(UTC)
         for task in view.open_tasks:
             due = _time(task.due_at)
             if task.due_at is not None and task.due_at <= now and task.kind in ("user", "manual"):

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
-from engine import definitions, users
+from engine import definitions, reading, users
 from engine.canonical import canonical_json, sha256_hex
 from engine.clock import Clock, SystemClock
 from engine.errors import (
@@ -49,11 +49,11 @@ from engine.persistence import (
     RoleSetRecord,
     TaskRecord,
 )
+from engine.reading import OPEN_STATES, summary_paths
 from engine.registry import Registry
 from engine.roles import Roles
 from engine.runner import (
     INSTANCE,
-    OPEN_STATES,
     STATUS_RUNNING,
     TASK,
     InstanceRow,
@@ -73,7 +73,6 @@ from engine.views import (
     ProcessView,
     TaskView,
 )
-from engine.worklist import summary_paths
 
 if TYPE_CHECKING:  # imported when an instance is run: `tasks` needs neither
     from engine.evaluator import Evaluator
@@ -813,6 +812,14 @@ class Engine(People):
         if actor is not None:
             self.authorize(actor, "show", "read", target=instance)
         with self.db.read() as session:
+            conn = session.connection()
+            reader = reading.Reader(conn.connection.driver_connection, conn.dialect.name)
+            # The read `artreturns show` makes through the driver alone: the data as
+            # stored by the instance's last save.
+            view = reading.instance_view(reader, reading.instance_id(reader, instance))
+            if view is not None:
+                return view
+            # Saved before the data was stored beside the state: restore the state.
             record = self._find_instance(session, instance)
             rows = session.scalars(
                 select(TaskRecord)
@@ -822,7 +829,7 @@ class Engine(People):
             key = record.business_key
             open_views = [TaskView.of(r, key) for r in rows if r.state in OPEN_STATES]
             done_views = [TaskView.of(r, key) for r in rows if r.state not in OPEN_STATES]
-            run = self._restore(session.connection(), record, self.clock.now())
+            run = self._restore(conn, record, self.clock.now())
             return InstanceView.of(record, instance_data(run), open_views, done_views)
 
     def history(self, instance: str, *, actor: str | None = None) -> list[EventView]:

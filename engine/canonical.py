@@ -14,6 +14,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
@@ -59,3 +61,81 @@ def digest(value: Any) -> str:
 def to_plain(value: Any) -> Any:
     """A JSON-safe deep copy of `value` (Decimal and datetime kept as tagged objects)."""
     return json.loads(canonical_json(value))
+
+
+# -- an instance's data, stored beside its state ----------------------------------------
+#
+# `show` and the other reads give an instance's data without restoring the workflow, so
+# each save also stores the data as JSON in which the values JSON has no type for are
+# tagged, and read back as the same Python values: {"$decimal": "1.50"} is Decimal("1.50"),
+# and so on. A dict of the data's own whose only key begins with "$" is wrapped in
+# {"$dict": ...}, so that nothing the data holds is ever mistaken for a tag.
+
+_TAGS: dict[str, Any] = {
+    "$decimal": Decimal,
+    "$datetime": datetime.fromisoformat,
+    "$date": date.fromisoformat,
+    "$time": time.fromisoformat,
+    "$timedelta": lambda v: timedelta(days=v[0], seconds=v[1], microseconds=v[2]),
+}
+
+
+class UnstorableDataError(TypeError):
+    """A value the data column cannot hold exactly; the data is then not stored."""
+
+
+def _tagged(value: Any) -> Any:
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise UnstorableDataError("not a finite number")
+        return value
+    if isinstance(value, dict):
+        inner = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise UnstorableDataError(f"a key of type {type(key).__name__}")
+            inner[key] = _tagged(item)
+        if len(inner) == 1 and next(iter(inner)).startswith("$"):
+            return {"$dict": inner}
+        return inner
+    if isinstance(value, list):
+        return [_tagged(item) for item in value]
+    if isinstance(value, Decimal | datetime | date | time):
+        return _default(value)  # tagged as in the canonical form
+    if isinstance(value, timedelta):  # exactly, not as seconds in a float
+        return {"$timedelta": [value.days, value.seconds, value.microseconds]}
+    raise UnstorableDataError(f"a value of type {type(value).__name__}")
+
+
+def _untagged(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_untagged(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1:
+        ((key, item),) = value.items()
+        if key == "$dict":
+            return {k: _untagged(v) for k, v in item.items()}
+        if key in _TAGS:
+            return _TAGS[key](item)
+    return {k: _untagged(v) for k, v in value.items()}
+
+
+def dump_data(data: Any) -> str | None:
+    """The data as stored beside the state; None when it holds a value that would not
+    read back as itself (a tuple, a set, a UUID, ...): readers then restore the state."""
+    try:
+        tagged = _tagged(data)
+    except (UnstorableDataError, RecursionError):
+        return None
+    try:
+        return orjson.dumps(tagged).decode()
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits
+        return json.dumps(tagged, ensure_ascii=False, separators=(",", ":"))
+
+
+def load_data(text: str) -> Any:
+    # json, not orjson: orjson reads an integer beyond 64 bits as a float.
+    return _untagged(json.loads(text))

@@ -569,8 +569,8 @@ class People:
         escalated to it, `everyone` all, `instance` all of one instance. Before the
         first user exists, or without `actor`, all. `sort` is "due" (earliest deadline
         first) or "age" (oldest first)."""
-        from engine import worklist as lists
-        from engine.worklist import worklist_refusal, worklist_scope
+        import engine.reading as lists
+        from engine.reading import worklist_refusal, worklist_scope
 
         if sort not in lists.SORTS:
             raise InputError(f"cannot sort by {sort!r}", "Sort by due or age.")

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import Connection, Table, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
-from engine.canonical import canonical_json
+from engine.canonical import canonical_json, dump_data
 from engine.errors import (
     ConcurrencyError,
     HandlerNotFoundError,
@@ -35,6 +35,7 @@ from engine.errors import (
 from engine.history import GENESIS_HASH, EventKind, PendingEvent, chain
 from engine.permissions import Principal, Refusal
 from engine.persistence import EventRecord, InstanceRecord, TaskRecord, writes
+from engine.reading import OPEN_STATES
 from engine.registry import BpmnError, Registry, TaskContext
 from engine.views import SHORT_ID, EventView, InstanceView, TaskView
 
@@ -43,7 +44,6 @@ if TYPE_CHECKING:  # SpiffWorkflow is imported when an instance is run, not to l
 
 log = logging.getLogger("artreturns.engine")
 
-OPEN_STATES = ("READY", "QUEUED", "FAILED", "WAITING")
 STATUS_RUNNING = "running"
 STATUS_COMPLETED = "completed"
 STATUS_CANCELLED = "cancelled"
@@ -73,6 +73,7 @@ _INSTANCE_COLUMNS = (
     "event_count",
     "head_hash",
     "summary",
+    "data",
 )
 _INSTANCE_TIMES = ("started_at", "updated_at", "ended_at", "next_timer_at")
 _INSERT_INSTANCE = writes.insert("instance", _INSTANCE_COLUMNS, _INSTANCE_TIMES, returning="id")
@@ -88,6 +89,7 @@ _SAVED_COLUMNS = (
     "event_count",
     "head_hash",
     "summary",
+    "data",
 )
 _UPDATE_INSTANCE = writes.update("instance", _SAVED_COLUMNS, ("id", "revision"), _INSTANCE_TIMES)
 _FAILED_TASKS = select(TASK.c.id, TASK.c.attempts, TASK.c.error).where(
@@ -208,6 +210,7 @@ class InstanceRow:
     event_count: int
     head_hash: str
     summary: str | None
+    data: str | None = None
 
     @property
     def label(self) -> str:
@@ -606,7 +609,9 @@ class Work:
                 )
 
         revision = row.revision
-        row.summary = summarize(run.data, self.settings.summary or {})
+        data = instance_data(run)
+        row.summary = summarize(data, self.settings.summary or {})
+        row.data = dump_data(data)
         row.state = run.dump()
         row.serializer_version = SERIALIZER_VERSION
         row.updated_at = self.now
@@ -695,7 +700,7 @@ class Work:
             )
             for e, pending in zip(chained, self.events, strict=True)
         ]
-        return InstanceView.of(row, instance_data(run), open_views, []), views
+        return InstanceView.of(row, data, open_views, []), views
 
     def _project(self, after: list[OpenTask]) -> list[TaskView]:
         """Work out which task rows change; return the open tasks as views.

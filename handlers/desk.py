@@ -16,6 +16,7 @@ from typing import Any
 from engine import CommandResult, Engine, InputError, NotFoundError
 from handlers.money import MoneyError
 from handlers.store import Folders, Services
+from handlers.store import picture as returns_picture
 from handlers.store.evidence import EvidenceError
 from handlers.store.orders import OrderImportError, parse_file, validate
 from handlers.vocabulary import REASONS, TYPES
@@ -166,19 +167,8 @@ def list_evidence(engine: Engine, folders: Folders, rma: str) -> list[dict[str, 
 
 def _evidence(services: Services, rma: str) -> list[dict[str, Any]]:
     """A return's evidence files, each checked against its SHA-256 (`intact`)."""
-    store = services.evidence
-    broken = set(store.verify(rma))
-    return [
-        {
-            "name": item.name,
-            "sha256": item.sha256,
-            "kind": item.kind,
-            "size": item.size,
-            "locked": item.locked,
-            "intact": item.name not in broken,
-        }
-        for item in store.items(rma)
-    ]
+    reader = returns_picture.reader_of(services.conn)
+    return returns_picture.evidence(reader, services.folders, rma)
 
 
 @dataclass(frozen=True)
@@ -254,19 +244,13 @@ def overview(engine: Engine, folders: Folders, limit: int = 50) -> list[ReturnLi
                 ticket=ticket,
                 process=instance.status,
                 where=where,
-                rule=_closing_rule(data) if declined else None,
+                rule=returns_picture.closing_rule(data) if declined else None,
                 refunded=_total(money[number], ("refund", "store_credit")),
                 charged=_total(money[number], ("charge",)),
                 notices=sent[number],
             )
         )
     return lines
-
-
-def _closing_rule(data: Mapping[str, Any]) -> str | None:
-    closed = data.get("rma_closed")
-    rule = closed.get("rule") if isinstance(closed, Mapping) else None
-    return str(rule) if rule else None
 
 
 def _total(entries: Sequence[Any], kinds: tuple[str, ...]) -> str | None:
@@ -282,67 +266,8 @@ def _total(entries: Sequence[Any], kinds: tuple[str, ...]) -> str | None:
 def picture(
     engine: Engine, folders: Folders, rma: str, data: Mapping[str, Any]
 ) -> dict[str, Any] | None:
-    """Everything about one return on one page: the customer, the order and its works,
-    the request, the policy's decision, the money, the evidence and the notices, from
-    its stores and `data` (the instance's data, as `engine.show` gives it). None when
-    `rma` is not a return (an instance of another process)."""
-    with engine.db.connect() as conn:
-        services = Services(conn, folders, engine.clock.now())
-        ticket = services.numbers.status(rma)
-        if ticket is None:
-            return None
-        entries = services.ledger.entries(rma)
-        notices = services.outbox.sent(rma)
-        evidence = _evidence(services, rma)
-    order = data.get("order") or {}
-    refund = data.get("refund") or {}
-    return {
-        "rma": rma,
-        "ticket": ticket,
-        "customer": data.get("customer"),
-        "order": {
-            key: order.get(key)
-            for key in ("order_number", "channel", "jurisdiction", "sold_at", "delivered_at")
-        },
-        "artworks": [
-            {key: work.get(key) for key in ("artwork_id", "title", "artist", "category", "price")}
-            for work in data.get("artworks") or []
-        ],
-        "request": {
-            key: (data.get("request") or {}).get(key)
-            for key in ("type", "reason", "description", "reported_at")
-        },
-        "policy": {
-            "eligibility": data.get("eligibility"),
-            "rule": data.get("policy_rule"),
-            "basis": data.get("policy_basis"),
-            "tier": data.get("tier"),
-            "closed_by": _closing_rule(data),
-        },
-        "money": {
-            "refund_due": refund.get("amount"),
-            "refund_deadline": refund.get("deadline"),
-            "exchange": data.get("exchange"),
-            "ledger": [
-                {
-                    "reference": e.reference,
-                    "kind": e.kind,
-                    "amount": e.amount.as_data(),
-                    "channel": e.channel,
-                    "at": e.created_at.isoformat(),
-                }
-                for e in entries
-            ],
-        },
-        "evidence": evidence,
-        "notices": [
-            {
-                "id": n["id"],
-                "notice": n["notice"],
-                "at": n["created_at"].isoformat(),
-                "to": n["recipient"],
-                "delivered": n.get("delivered_at") is not None,
-            }
-            for n in notices
-        ],
-    }
+    """Everything about one return on one page (`handlers.picture.picture`), read on
+    the engine's connection."""
+    with engine.db.read() as session:
+        reader = returns_picture.reader_of(session.connection())
+        return returns_picture.picture(reader, folders, rma, data)

@@ -147,6 +147,10 @@ class InstanceRecord(Base):
     #: A few fields of the instance's data for worklists (JSON text), kept current by
     #: every command from the configured data paths (`Settings.summary`).
     summary: Mapped[str | None] = mapped_column(Text)
+    #: The instance's data (JSON text, `canonical.dump_data`), kept current by every
+    #: command, so that reads need not restore the state; None when it holds a value
+    #: that would not read back as itself, or for an instance not changed since 0005.
+    data: Mapped[str | None] = mapped_column(Text)
 
 
 class TaskRecord(Base):

@@ -79,6 +79,7 @@ class Services:
         from handlers.store.orders import Orders
         from handlers.store.outbox import Outbox
 
+        self.conn = conn
         self.folders = folders
         self.now = now
         self.orders = Orders(conn, now)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, select, update
 
+from handlers.store.picture import evidence_path, intact
 from handlers.store.tables import evidence
 
 KINDS = ("photo", "video", "document", "report")
@@ -110,12 +111,7 @@ class Evidence:
 
     def verify(self, rma: str) -> list[str]:
         """Names of the files whose stored content no longer matches its hash."""
-        broken = []
-        for item in self.items(rma):
-            path = self.path(item.sha256)
-            if not path.is_file() or _sha(path) != item.sha256:
-                broken.append(item.name)
-        return broken
+        return [item.name for item in self.items(rma) if not intact(self.folder, item.sha256)]
 
     def lock(self, rma: str) -> int:
         """Make a return's evidence final: records locked, files read-only."""
@@ -131,9 +127,10 @@ class Evidence:
         return int(done.rowcount or 0)
 
     def path(self, sha: str) -> Path:
-        if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        path = evidence_path(self.folder, sha)
+        if path is None:
             raise EvidenceError(f"{sha!r} is not a SHA-256 digest")
-        return self.folder / sha[:2] / sha
+        return path
 
     def _locked(self, rma: str) -> bool:
         return (
@@ -144,11 +141,3 @@ class Evidence:
             ).first()
             is not None
         )
-
-
-def _sha(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

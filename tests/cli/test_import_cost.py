@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -98,14 +99,23 @@ def test_tasks_reads_the_task_table_through_the_driver_alone(tmp_path: Path, db:
     assert "handlers.notices" not in modules
 
 
-def test_show_restores_the_instance_but_migrates_and_renders_nothing(
+def test_show_reads_the_stored_data_through_the_driver_alone(tmp_path: Path, db: str) -> None:
+    modules = imported(tmp_path, ["show", "RMA-1"], db)
+    assert "sqlite3" in modules
+    # The data shown is stored beside the state: nothing is restored, parsed or migrated.
+    assert top_level(modules) & HEAVY == {"rich"}
+    assert {"alembic", "jinja2", "SpiffWorkflow"} & top_level(modules) == set()
+    assert modules & HANDLER_MODULES == set()
+
+
+def test_show_restores_an_instance_saved_before_its_data_was_stored(
     tmp_path: Path, db: str
 ) -> None:
+    with sqlite3.connect(db.removeprefix("sqlite:///")) as conn:
+        conn.execute("UPDATE instance SET data = NULL")
     modules = imported(tmp_path, ["show", "RMA-1"], db)
-    assert "SpiffWorkflow" in modules  # the data shown is the instance's
-    assert {"alembic", "jinja2"} & top_level(modules) == set()
+    assert "SpiffWorkflow" in modules  # the data shown is the restored instance's
     assert "engine.spiff.compiler" not in modules  # nothing is parsed or compiled
-    assert modules & HANDLER_MODULES == set()
 
 
 def test_complete_runs_the_handlers_it_reaches_but_migrates_nothing(

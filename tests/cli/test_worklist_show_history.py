@@ -212,3 +212,11 @@ def test_a_refusal_is_in_the_story_with_what_was_asked(desk: Cli) -> None:
         "artreturns users add ada --role admin",
         "artreturns users add fin-fay --role finance",
     ]
+
+
+def test_tables_print_user_text_as_written(capsys: pytest.CaptureFixture[str]) -> None:
+    """Cells hold what people typed: never read as markup or emoji codes."""
+    import cli as cli_module
+
+    cli_module._console().print("[bold]Crane[/bold] :smile: :thumbs_up:")
+    assert capsys.readouterr().out.strip() == "[bold]Crane[/bold] :smile: :thumbs_up:"

@@ -19,6 +19,9 @@ from sqlalchemy.engine import URL
 from support import PROCESSES, T0
 
 from engine import Engine, FixedClock
+from engine.canonical import load_data
+from engine.persistence import InstanceRecord
+from engine.runner import instance_data
 from engine.views import CommandResult, EventView, TaskView
 from handlers import desk as returns_desk
 from handlers.store import Folders, services_factory
@@ -51,9 +54,20 @@ class Desk:
         return self._engines[0]
 
     def close(self) -> None:
+        self.check_stored_data()
         for old in self._engines:
             old.db.dispose()
         self._engines = []
+
+    def check_stored_data(self) -> None:
+        """Every instance's data as stored beside its state (what `show` reads) is the
+        data its restored state gives."""
+        engine = self.engine()
+        with engine.db.read() as session:
+            for record in session.scalars(select(InstanceRecord)).all():
+                assert record.data is not None, f"{record.business_key}: no stored data"
+                restored = engine._restore(session.connection(), record, self.now)
+                assert load_data(record.data) == instance_data(restored), record.business_key
 
     # -- time --------------------------------------------------------------------------
 

@@ -14,7 +14,8 @@ pinned here: a process owner who changes a table changes these expectations.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -303,6 +304,18 @@ class Desk:
         self.now = when
         return self
 
+    def check_show_paths(self) -> None:
+        """`show` of every instance reads the data stored beside its state through the
+        driver; with that data taken away it restores the state through the engine.
+        Both must give the same page."""
+        with sqlite3.connect(self.db) as conn:
+            numbers = [row[0] for row in conn.execute("SELECT id FROM instance ORDER BY id")]
+        stored = {n: self.json("show", f"#{n}") for n in numbers}
+        with sqlite3.connect(self.db) as conn:
+            conn.execute("UPDATE instance SET data = NULL")
+        for number in numbers:
+            assert self.json("show", f"#{number}") == stored[number], f"instance #{number}"
+
     # -- the desk's moves --------------------------------------------------------------
 
     def photos(self, *names: str) -> list[str]:
@@ -408,8 +421,10 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def desk(tmp_path: Path) -> Desk:
-    return Desk(tmp_path)
+def desk(tmp_path: Path) -> Iterator[Desk]:
+    made = Desk(tmp_path)
+    yield made
+    made.check_show_paths()
 
 
 # -- shared stretches of the path ----------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Worklists, read with plain SQL through the database driver.
+"""Reads for the commands people run most, in plain SQL through the database driver.
 
 The worklist is what operators ask for most, and a command that only lists tasks should
 not pay for importing SQLAlchemy (a few hundred milliseconds, more than the query). So
@@ -18,9 +18,11 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote
 
+from engine.canonical import load_data
 from engine.errors import ConfigurationError, InputError, InstanceNotFoundError
 from engine.permissions import (
     Principal,
@@ -30,9 +32,11 @@ from engine.permissions import (
     may_list_role,
     may_read,
 )
-from engine.views import SHORT_ID, TaskView, WorkItem
+from engine.views import SHORT_ID, InstanceView, TaskView, WorkItem
 
 SORTS = ("due", "age")
+#: The states of a task that is not over yet.
+OPEN_STATES = ("READY", "QUEUED", "FAILED", "WAITING")
 #: The task table's columns a TaskView shows (all its fields but the derived ones).
 _TASK_COLUMNS = tuple(
     f.name for f in fields(TaskView) if f.name not in ("short_id", "business_key")
@@ -284,10 +288,7 @@ def worklist(
     )
     items = []
     for row in reader.rows(sql, params):
-        values = dict(zip(_TASK_COLUMNS, row, strict=False))
-        for name in _TIMES:
-            values[name] = reader.time(values[name])
-        task = TaskView(short_id=values["id"][:SHORT_ID], business_key=row[-2], **values)
+        task = _task_view(reader, row, row[-2])
         summary = row[-1]
         late_now = task.due_at is not None and task.due_at <= now
         opened = task.created_at or now
@@ -312,6 +313,53 @@ def worklist_scope(role: str | None, everyone: bool, instance: str | None) -> st
     return f"role {role}" if role else "everyone" if everyone else instance
 
 
+def _task_view(reader: Reader, row: Sequence[Any], business_key: str | None) -> TaskView:
+    """A TaskView of a row that begins with the task table's `_TASK_COLUMNS`."""
+    values = dict(zip(_TASK_COLUMNS, row, strict=False))
+    for name in _TIMES:
+        values[name] = reader.time(values[name])
+    return TaskView(short_id=values["id"][:SHORT_ID], business_key=business_key, **values)
+
+
+# -- one instance --------------------------------------------------------------------------
+
+#: The instance table's columns an InstanceView shows, its stored data among them.
+_INSTANCE_COLUMNS = tuple(
+    f.name for f in fields(InstanceView) if f.name not in ("open_tasks", "done_tasks")
+)
+_INSTANCE_TIMES = ("started_at", "updated_at", "ended_at", "next_timer_at")
+
+
+def instance_view(reader: Reader, number: int) -> InstanceView | None:
+    """An instance with its data and all its tasks, open and done, as `Engine.show`
+    gives it; None when its data is not stored beside its state (it was last saved
+    before schema revision 0005, or holds a value JSON cannot keep exactly), and only
+    restoring the state gives it."""
+    found = reader.rows(
+        f"SELECT {', '.join(_INSTANCE_COLUMNS)} FROM instance WHERE id = ?",  # noqa: S608
+        [number],
+    )
+    if not found:
+        raise InstanceNotFoundError(f"no instance #{number}")
+    values = dict(zip(_INSTANCE_COLUMNS, found[0], strict=True))
+    if values["data"] is None:
+        return None
+    for name in _INSTANCE_TIMES:
+        values[name] = reader.time(values[name])
+    rows = reader.rows(
+        f"SELECT {', '.join(_TASK_COLUMNS)} FROM task "  # noqa: S608
+        "WHERE instance_id = ? ORDER BY created_at, id",
+        [number],
+    )
+    tasks = [_task_view(reader, row, values["business_key"]) for row in rows]
+    return InstanceView.of(
+        SimpleNamespace(**values),
+        load_data(values["data"]),
+        [t for t in tasks if t.state in OPEN_STATES],
+        [t for t in tasks if t.state not in OPEN_STATES],
+    )
+
+
 def _marks(values: Sequence[Any]) -> str:
     if not values:
         raise ValueError("an IN list needs at least one value")
@@ -319,11 +367,13 @@ def _marks(values: Sequence[Any]) -> str:
 
 
 __all__ = [
+    "OPEN_STATES",
     "SORTS",
     "SUMMARY_GROUP",
     "Reader",
     "driver_target",
     "instance_id",
+    "instance_view",
     "open_reader",
     "principal",
     "summary_paths",
