@@ -27,6 +27,7 @@ from engine.errors import (
 )
 from engine.forms import Form
 from engine.persistence import DefinitionRecord, SourceFileRecord
+from engine.persistence.writes import Write
 from engine.registry import Registry
 from engine.roles import ROLES_FILE, Roles, parse_roles
 from engine.xmlsafe import MAX_DOCUMENT_BYTES
@@ -389,31 +390,23 @@ class DefinitionRow:
 
 
 _DEFINITION = cast(Table, DefinitionRecord.__table__)
-_ROW = select(
-    _DEFINITION.c.id, _DEFINITION.c.process_id, _DEFINITION.c.version, _DEFINITION.c.content_hash
-)
-_LATEST = (
-    _ROW.where(_DEFINITION.c.process_id == bindparam("b_process"))
-    .order_by(_DEFINITION.c.version.desc())
-    .limit(1)
-)
-_VERSION = _ROW.where(
-    _DEFINITION.c.process_id == bindparam("b_process"),
-    _DEFINITION.c.version == bindparam("b_version"),
-)
+# Read by every `start`: plain SQL on the driver's cursor (see `persistence.writes`).
+_ROW = "SELECT id, process_id, version, content_hash FROM definition WHERE process_id = :b_process"
+_LATEST = Write(f"{_ROW} ORDER BY version DESC LIMIT 1")
+_VERSION = Write(f"{_ROW} AND version = :b_version")
 
 
 def find_definition_row(conn: Connection, process_id: str, version: int | None) -> DefinitionRow:
     """The latest (or given) version of a process, without its spec."""
     if version is None:
-        row = conn.execute(_LATEST, {"b_process": process_id}).first()
+        row = _LATEST.run(conn, {"b_process": process_id}).first()
     else:
-        row = conn.execute(_VERSION, {"b_process": process_id, "b_version": version}).first()
+        row = _VERSION.run(conn, {"b_process": process_id, "b_version": version}).first()
     if row is None:
         with Session(bind=conn) as session:
             find_definition(session, process_id, version)  # raises with a suggestion
         raise DefinitionNotFoundError(f"no deployed process '{process_id}'")
-    return DefinitionRow(row.id, row.process_id, row.version, row.content_hash)
+    return DefinitionRow(row[0], row[1], row[2], row[3])
 
 
 _ELEMENTS = select(_DEFINITION.c.elements).where(_DEFINITION.c.id == bindparam("b_id"))

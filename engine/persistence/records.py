@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -160,8 +161,21 @@ class TaskRecord(Base):
     __table_args__ = (
         Index("ix_task_state_role", "state", "role"),
         Index("ix_task_instance_state", "instance_id", "state"),
-        Index("ix_task_state_escalated", "state", "escalated_to"),
-        Index("ix_task_state_claimed", "state", "claimed_by"),
+        # Few tasks are escalated or claimed: only those are indexed (revision 0006).
+        Index(
+            "ix_task_escalated",
+            "escalated_to",
+            "state",
+            sqlite_where=text("escalated_to IS NOT NULL"),
+            postgresql_where=text("escalated_to IS NOT NULL"),
+        ),
+        Index(
+            "ix_task_claimed",
+            "claimed_by",
+            "state",
+            sqlite_where=text("claimed_by IS NOT NULL"),
+            postgresql_where=text("claimed_by IS NOT NULL"),
+        ),
         # Keyed by the task's id: on SQLite one b-tree instead of a rowid table plus
         # an index on the id, so each change writes fewer pages.
         {"sqlite_with_rowid": False},

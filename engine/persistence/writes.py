@@ -1,4 +1,4 @@
-"""The four writes every command makes, as plain SQL handed to the driver.
+"""The statements every command makes, as plain SQL handed to the driver.
 
 Each command of the engine writes the instance row, appends events, and upserts task
 rows. Building and binding these through SQLAlchemy's statement layer costs more than
