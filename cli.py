@@ -10,6 +10,7 @@ import csv
 import gc
 import getpass
 import json
+import os
 import shlex
 import sys
 import traceback
@@ -86,6 +87,8 @@ else:
     Table = _later_class("rich.table", "Table")
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: "off" where workers run the service tasks (`artreturns worker`); on by default.
+INLINE_ENV = "ARTRETURNS_INLINE_HANDLERS"
 R = TypeVar("R")
 
 
@@ -112,24 +115,37 @@ class Context:
             collecting = gc.isenabled()
             gc.disable()
             try:
-                from engine import Engine
-                from handlers.store import services_factory
+                pass
             finally:
                 if first:
                     gc.freeze()
                 if collecting:
                     gc.enable()
-            clock = FixedClock(self.now) if self.now is not None else SystemClock()
-            self._engine = Engine(
-                self.db,
-                # Read from the entry points when a handler is first needed: a command
-                # that runs none (tasks, show) imports no handler module.
-                registry=Registry.from_entry_points,
-                clock=clock,
-                services=services_factory(self.folders),
-            )
+            self._engine = self.new_engine()
         self._engine.intent = self.intent
         return self._engine
+
+    def new_engine(self) -> Engine:
+        """An engine of its own (its connections, its cache): one per worker thread."""
+        from engine import Engine, Settings
+        from handlers.store import services_factory
+
+        clock = FixedClock(self.now) if self.now is not None else SystemClock()
+        inline = os.environ.get(INLINE_ENV, "on").strip().lower()
+        if inline not in ("on", "off"):
+            raise ConfigurationError(
+                f"{INLINE_ENV}={inline!r} is neither on nor off",
+                f"Set {INLINE_ENV}=off where workers run the service tasks, else leave it unset.",
+            )
+        return Engine(
+            self.db,
+            # Read from the entry points when a handler is first needed: a command
+            # that runs none (tasks, show) imports no handler module.
+            registry=Registry.from_entry_points,
+            clock=clock,
+            services=services_factory(self.folders),
+            settings=Settings(inline_handlers=inline == "on"),
+        )
 
     @property
     def folders(self) -> Folders:
@@ -1473,6 +1489,136 @@ def run_due(obj: Context, limit: int | None, as_json: bool) -> None:
             click.echo(
                 f"{item.instance}: fired {fired} timer event(s), now {item.result.instance.status}"
             )
+
+
+@cli.command()
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Jobs run at once (threads, each with its own connections).",
+)
+@click.option("--once", is_flag=True, help="Run the jobs that are due, then stop.")
+@click.option("--max-jobs", type=click.IntRange(min=1), help="Stop after this many jobs.")
+@click.option(
+    "--lease",
+    type=click.IntRange(min=1),
+    default=300,
+    show_default=True,
+    help="Seconds a claimed job stays this worker's; then another worker may take it.",
+)
+@click.option(
+    "--poll",
+    type=click.FloatRange(min=0.01),
+    default=1.0,
+    show_default=True,
+    help="Seconds between looks for work when nothing is due.",
+)
+@click.option("--name", help="This worker's name in leases and logs (default: host:pid).")
+@pass_context
+def worker(
+    obj: Context,
+    concurrency: int,
+    once: bool,
+    max_jobs: int | None,
+    lease: int,
+    poll: float,
+    name: str | None,
+) -> None:
+    """Run queued service tasks and due timers (jobs) until stopped.
+
+    Several workers, on one machine or many, may share one database: each job is taken
+    by one of them under a lease. Run workers with ARTRETURNS_INLINE_HANDLERS=off set
+    for every command, so that commands queue service tasks instead of running them.
+    One JSON line per job goes to stderr. SIGTERM or Ctrl-C lets the jobs in hand
+    finish and takes no new one.
+
+    \b
+      ARTRETURNS_INLINE_HANDLERS=off artreturns --as ops-bot worker --concurrency 4
+      artreturns --as ops-bot worker --once        (what is due now, then stop)
+    """
+    import signal
+    import socket
+    from datetime import timedelta
+
+    from engine.worker import Worker
+
+    obj.engine.authorize(obj.actor, "worker", "housekeeping", what="run jobs")
+    engines = [obj.engine] + [obj.new_engine() for _ in range(concurrency - 1)]
+    running = Worker(
+        engines,
+        actor=obj.actor,
+        name=name or f"{socket.gethostname()}:{os.getpid()}",
+        lease=timedelta(seconds=lease),
+        poll=poll,
+        once=once,
+        max_jobs=max_jobs,
+        log=lambda line: click.echo(json.dumps(line, ensure_ascii=False), err=True),
+    )
+
+    def stop(signum: int, _frame: Any) -> None:
+        click.echo(f"{signal.Signals(signum).name}: finishing the jobs in hand", err=True)
+        running.stop()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        report = running.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    summary = ", ".join(f"{n} {o}" for o, n in sorted(report.outcomes.items())) or "none"
+    click.echo(f"Jobs run: {report.jobs} ({summary}).")
+    if report.errors:
+        for error in report.errors:
+            click.echo(f"Error: {error}", err=True)
+        raise SystemExit(1)
+
+
+@cli.command()
+@json_option
+@pass_context
+def jobs(obj: Context, as_json: bool) -> None:
+    """List the jobs workers run: queued and running service tasks and timers.
+
+    A job that failed for the last time is an incident (`artreturns incidents`).
+
+    \b
+      artreturns jobs
+      artreturns jobs --json | jq 'map(select(.status == "running"))'
+
+    \b
+    --json gives a list of objects: id, instance_id, business_key, task_id, bpmn_id,
+    operator, due_at, attempts, locked_by, locked_until, last_error, status (queued,
+    running), kind (service, timer).
+    """
+    obj.engine.authorize(obj.actor, "jobs", "read")
+    found = obj.engine.jobs()
+    if as_json:
+        _echo_json([j.to_dict() for j in found])
+        return
+    if not found:
+        click.echo("No jobs.")
+        return
+    table = Table(header_style="bold")
+    for column in ("job", "rma", "kind", "step", "operator", "due", "attempts", "status", "error"):
+        table.add_column(column)
+    for job in found:
+        status = job.status
+        if job.locked_by:
+            status += f" ({job.locked_by} until {_time(job.locked_until)})"
+        table.add_row(
+            str(job.id),
+            job.business_key or f"#{job.instance_id}",
+            job.kind,
+            job.bpmn_id or "",
+            job.operator or "",
+            _time(job.due_at),
+            str(job.attempts),
+            status,
+            (job.last_error or "")[:80],
+        )
+    _console().print(table)
 
 
 @cli.command()

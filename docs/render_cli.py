@@ -85,6 +85,7 @@ JSON_SHAPES = (
     ("FormField", "form, as each of `fields`", ""),
     ("DeployView", "deploy", ""),
     ("ProcessView", "processes", ""),
+    ("JobView", "jobs", ""),
 )
 
 
@@ -94,10 +95,15 @@ def render_json_shapes() -> list[str]:
     import typing
 
     import engine.forms
+    import engine.jobs
     import engine.views
 
     def find(name: str) -> type:
-        return getattr(engine.views, name, None) or getattr(engine.forms, name)
+        for module in (engine.views, engine.forms, engine.jobs):
+            if hasattr(module, name):
+                found: type = getattr(module, name)
+                return found
+        raise LookupError(name)
 
     lines = [
         "## JSON output",

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     )
     from engine.forms import Choice, Form, FormField
     from engine.history import Break, EventKind
+    from engine.jobs import JobOutcome, JobView
     from engine.persistence import DEFAULT_DB, Database
     from engine.registry import BpmnError, Handler, Registry, TaskContext
     from engine.roles import Role, Roles
@@ -81,6 +82,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "InputError",
         "InstanceNotFoundError",
         "InvalidStateError",
+        "JobOutcome",
+        "JobView",
         "NotFoundError",
         "PermissionDeniedError",
         "PersistenceError",
@@ -92,6 +95,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "engine.forms": ("Choice", "Form", "FormField"),
     "engine.history": ("Break", "EventKind"),
+    "engine.jobs": ("JobOutcome", "JobView"),
     "engine.persistence": ("DEFAULT_DB", "Database"),
     "engine.registry": ("BpmnError", "Handler", "Registry", "TaskContext"),
     "engine.roles": ("Role", "Roles"),
@@ -146,6 +150,8 @@ __all__ = [
     "InstanceNotFoundError",
     "InstanceView",
     "InvalidStateError",
+    "JobOutcome",
+    "JobView",
     "NotFoundError",
     "OperationView",
     "PermissionDeniedError",

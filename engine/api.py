@@ -38,7 +38,9 @@ from engine.errors import (
 )
 from engine.forms import Form
 from engine.history import Break, ChainedEvent, EventKind, verify
-from engine.people import Gate, People
+from engine.jobs import Jobs
+from engine.parts import Gate
+from engine.people import People
 from engine.permissions import may_administer, may_change, may_housekeep
 from engine.persistence import (
     DEFAULT_DB,
@@ -126,7 +128,7 @@ class DueResult:
         }
 
 
-class Engine(People):
+class Engine(People, Jobs):
     """A workflow engine over one database."""
 
     def __init__(
@@ -619,6 +621,7 @@ class Engine(People):
         by_id: bool = False,
         operation: str = "change",
         gate: Gate | None = None,
+        immediate: bool = False,
     ) -> CommandResult:
         """Run `apply` on an instance as one unit of work. `gate` (by default: an active
         user who is not an auditor) decides before anything runs whether the actor may
@@ -633,7 +636,7 @@ class Engine(People):
             row, run, task_id, claims = hit
             run.use_clock(lambda: now)
             try:
-                with self.db.connect() as conn:
+                with self.db.connect(immediate=immediate) as conn:
                     work, result = self._work(
                         conn,
                         row,
@@ -650,7 +653,7 @@ class Engine(People):
                 return _refused_or(work, result)
             except ConcurrencyError:
                 log.info("%s changed elsewhere since this process cached it", row.label)
-        with self.db.connect() as conn:
+        with self.db.connect(immediate=immediate) as conn:
             task_id = None
             if task_ref is not None:
                 task_id, row = self._find_task(conn, task_ref)

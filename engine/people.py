@@ -27,6 +27,7 @@ from engine.errors import (
     PermissionDeniedError,
 )
 from engine.history import Break, EventKind
+from engine.parts import EnginePart, Gate
 from engine.permissions import (
     ADMIN,
     BUILTIN_ROLES,
@@ -56,14 +57,10 @@ from engine.persistence import (
 from engine.views import CommandResult, OperationView, UserView, WorkItem
 
 if TYPE_CHECKING:
-    from engine.clock import Clock
-    from engine.persistence import Database
     from engine.roles import Roles
     from engine.runner import Work
     from engine.spiff import OpenTask
 
-#: Decides, inside an instance command's transaction, whether the acting user may go on.
-Gate = Callable[["Work", Principal], Refusal | None]
 
 #: The rules an application's own operations (`authorize`) can ask for.
 RULES = ("read", "start", "take part", "housekeeping", "administer")
@@ -86,29 +83,14 @@ _INSTANCE_HEAD = select(
 )
 
 
-class People:
+class People(EnginePart):
     """Users, claims, worklists and the operation log (mixed into `Engine`)."""
 
     if TYPE_CHECKING:
-        db: Database
-        clock: Clock
         _lane_cache: dict[int, list[str]]
         intent: str | None
 
         def roles(self) -> Roles | None: ...
-
-        def _change(
-            self,
-            instance: str | None,
-            actor: str,
-            apply: Callable[[Work, str | None], None],
-            *,
-            task_ref: str | None = None,
-            fire: bool = True,
-            by_id: bool = False,
-            operation: str = "change",
-            gate: Gate | None = None,
-        ) -> CommandResult: ...
 
         def _find_instance(self, session: Session, ref: str) -> InstanceRecord: ...
 

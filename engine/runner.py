@@ -19,7 +19,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, select, update
@@ -90,6 +90,25 @@ _SAVED_COLUMNS = (
     "head_hash",
     "summary",
     "data",
+)
+_JOB_COLUMNS = ("instance_id", "task_id", "kind", "operator", "due_at", "attempts", "created_at")
+_INSERT_JOB = writes.Write(
+    f"INSERT INTO job ({', '.join(_JOB_COLUMNS)}) "  # noqa: S608 - constant names
+    f"VALUES ({', '.join(':' + c for c in _JOB_COLUMNS)}) ON CONFLICT (task_id, kind) DO NOTHING",
+    ("due_at", "created_at"),
+)
+_RETRY_JOB = writes.Write(
+    "UPDATE job SET attempts = :attempts, due_at = :due_at, last_error = :last_error, "
+    "locked_by = NULL, locked_until = NULL WHERE task_id = :b_task AND kind = 'service'",
+    ("due_at",),
+)
+_DELETE_JOB = writes.Write("DELETE FROM job WHERE task_id = :b_task AND kind = :b_kind")
+_UPSERT_TIMER_JOB = writes.Write(
+    f"INSERT INTO job ({', '.join(_JOB_COLUMNS)}) "  # noqa: S608 - constant names
+    f"VALUES ({', '.join(':' + c for c in _JOB_COLUMNS)}) "
+    "ON CONFLICT (task_id, kind) DO UPDATE SET due_at = excluded.due_at, "
+    "locked_by = NULL, locked_until = NULL",
+    ("due_at", "created_at"),
 )
 _UPDATE_INSTANCE = writes.update("instance", _SAVED_COLUMNS, ("id", "revision"), _INSTANCE_TIMES)
 _FAILED_TASKS = select(TASK.c.id, TASK.c.attempts, TASK.c.error).where(
@@ -185,6 +204,19 @@ class Settings:
     #: (a list on the way maps over its items). None: as the installed packages publish
     #: under the `artreturns.summary` entry-point group.
     summary: Mapping[str, str] | None = None
+    #: Attempts a worker makes at a service task before it becomes an incident, and
+    #: per operator where it differs.
+    job_attempts: int = 3
+    job_attempts_by_operator: Mapping[str, int] = field(default_factory=dict)
+    #: The wait before a failed job's second attempt; it doubles for each one after.
+    job_backoff: timedelta = field(default_factory=lambda: timedelta(seconds=30))
+
+    def attempts_for(self, operator: str | None) -> int:
+        return self.job_attempts_by_operator.get(operator or "", self.job_attempts)
+
+    def backoff(self, attempt: int) -> timedelta:
+        """The wait after the `attempt`-th failed attempt."""
+        return timedelta(seconds=self.job_backoff.total_seconds() * 2 ** (attempt - 1))
 
 
 @dataclass
@@ -286,6 +318,10 @@ class Work:
     completed: dict[str, str] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     retrying: set[str] = field(default_factory=set)
+    #: A worker's job: the attempt it makes at a task (task id -> attempt number).
+    attempt_of: dict[str, int] = field(default_factory=dict)
+    #: Failed attempts a worker makes again later: task id -> (attempt, when, error).
+    retry_later: dict[str, tuple[int, datetime, str]] = field(default_factory=dict)
     #: Open tasks before the command, as the workflow and the task table both had them.
     before: dict[str, OpenTask] = field(default_factory=dict)
     #: Failed service tasks before the command: id -> (attempts, error).
@@ -489,7 +525,13 @@ class Work:
             attempted.add(pending[0].id)
             self._call(pending[0])
 
+    def run_service_task(self, task: OpenTask) -> None:
+        """Run one waiting service task's handler now (a worker's job)."""
+        self._call(task)
+
     def _attempt(self, task_id: str) -> int:
+        if task_id in self.attempt_of:
+            return self.attempt_of[task_id]
         attempts, _error = self.failed_before.get(task_id, (0, None))
         return attempts + 1
 
@@ -628,7 +670,7 @@ class Work:
         row.incident_count = sum(
             1
             for t in after
-            if _projected_state(t, t.id in self.failures, t.id in self.failed_before) == "FAILED"
+            if _projected_state(t, t.id in self.failures, self._still_failed(t.id)) == "FAILED"
         )
         chained = chain(
             self.events,
@@ -658,6 +700,8 @@ class Work:
                 )
         open_views = self._project(after)
         self._write_tasks()
+        if not self.settings.inline_handlers:
+            self._write_jobs(after)
         if chained:
             _INSERT_EVENT.run(
                 self.conn,
@@ -702,6 +746,63 @@ class Work:
         ]
         return InstanceView.of(row, data, open_views, []), views
 
+    def _still_failed(self, task_id: str) -> bool:
+        """Failed before this command and not retried by it: a retry with handlers not
+        inline puts the task back in the queue for a worker."""
+        return task_id in self.failed_before and task_id not in self.retrying
+
+    def _write_jobs(self, after: list[OpenTask]) -> None:
+        """With handlers not inline, the instance's queued service tasks and its next
+        timer are its jobs: add a job for a task newly queued, drop those of tasks no
+        longer queued, move a failed attempt's job to its next try, keep the timer job
+        at the instance's next timer. A job a worker holds keeps its lease."""
+        queued = [
+            t
+            for t in after
+            if t.kind == "service"
+            and _projected_state(t, t.id in self.failures, self._still_failed(t.id)) == "QUEUED"
+        ]
+        keep = [t.id for t in queued]
+        markers = ", ".join(f":k{i}" for i in range(len(keep)))
+        sql = "DELETE FROM job WHERE instance_id = :b_id AND kind = 'service'"
+        if keep:
+            sql += f" AND task_id NOT IN ({markers})"
+        params = {"b_id": self.row.id, **{f"k{i}": k for i, k in enumerate(keep)}}
+        writes.Write(sql).run(self.conn, params)
+        if queued:
+            _INSERT_JOB.run(
+                self.conn,
+                [self._job(t.id, "service", t.operator, self.now) for t in queued],
+            )
+        for task_id, (attempt, when, error) in self.retry_later.items():
+            _RETRY_JOB.run(
+                self.conn,
+                {"b_task": task_id, "attempts": attempt, "due_at": when, "last_error": error},
+            )
+        timer = self._timer_job_id()
+        if self.row.next_timer_at is None:
+            _DELETE_JOB.run(self.conn, {"b_task": timer, "b_kind": "timer"})
+        else:
+            _UPSERT_TIMER_JOB.run(
+                self.conn, self._job(timer, "timer", None, self.row.next_timer_at)
+            )
+
+    def _timer_job_id(self) -> str:
+        return f"timer-{self.row.id}"
+
+    def _job(
+        self, task_id: str, kind: str, operator: str | None, due_at: datetime
+    ) -> dict[str, Any]:
+        return {
+            "instance_id": self.row.id,
+            "task_id": task_id,
+            "kind": kind,
+            "operator": operator,
+            "due_at": due_at,
+            "attempts": 0,
+            "created_at": self.now,
+        }
+
     def _project(self, after: list[OpenTask]) -> list[TaskView]:
         """Work out which task rows change; return the open tasks as views.
 
@@ -713,10 +814,12 @@ class Work:
         for task in after:
             previous = self.before.get(task.id)
             attempts, error = self.failed_before.get(task.id, (0, None))
-            state = _projected_state(task, task.id in self.failures, task.id in self.failed_before)
+            state = _projected_state(task, task.id in self.failures, self._still_failed(task.id))
             if task.id in self.failures:
-                attempts += 1
+                attempts = self._attempt(task.id)
                 error = self.failures[task.id]
+            elif task.id in self.retry_later:
+                attempts, _when, error = self.retry_later[task.id]
             values = self._row(task, state, attempts, error)
             if previous is None:
                 self._rows.append(values)
@@ -731,6 +834,7 @@ class Work:
                     or previous.due_at != task.due_at
                     or previous.escalated_to != task.escalated_to
                     or task.id in self.failures
+                    or task.id in self.retry_later
                 ):
                     self._rows.append(values)
                 values = {**values, "created_at": None}

@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # Alembic is imported by the commands that migrate, not by ev
 SCHEMA_GROUP = "artreturns.schemas"
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: The execution option that makes a SQLite transaction begin IMMEDIATE.
+IMMEDIATE = "artreturns_immediate"
 SQLITE_WAL_CHECKPOINT_PAGES = 10_000
 SQLITE_WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
@@ -95,7 +97,10 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.connection.driver_connection.execute("BEGIN")
+        # IMMEDIATE takes the write lock at once: for work that will write whatever it
+        # reads (a worker's job), so that two writers queue instead of one failing late.
+        immediate = connection.get_execution_options().get(IMMEDIATE, False)
+        connection.connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 class Database:
@@ -144,10 +149,18 @@ class Database:
             yield session
 
     @contextmanager
-    def connect(self) -> Iterator[Connection]:
-        """One unit of work on a bare connection (the engine's hot path)."""
-        with translate_errors(self.display_url), self.engine.begin() as connection:
-            yield connection
+    def connect(self, *, immediate: bool = False) -> Iterator[Connection]:
+        """One unit of work on a bare connection (the engine's hot path). `immediate`:
+        on SQLite, take the write lock when it begins (PostgreSQL locks rows as it
+        writes them, and needs nothing more)."""
+        if not immediate:
+            with translate_errors(self.display_url), self.engine.begin() as connection:
+                yield connection
+            return
+        with translate_errors(self.display_url), self.engine.connect() as bare:
+            connection = bare.execution_options(**{IMMEDIATE: True})
+            with connection.begin():
+                yield connection
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -154,6 +154,32 @@ class InstanceRecord(Base):
     data: Mapped[str | None] = mapped_column(Text)
 
 
+class JobRecord(Base):
+    """A service task waiting for a worker (when handlers do not run inline), with the
+    lease of the worker that holds it: `locked_until` in the past means nobody does."""
+
+    __tablename__ = "job"
+    __table_args__ = (
+        UniqueConstraint("task_id", "kind"),
+        Index("ix_job_due_at", "due_at"),
+        Index("ix_job_instance_id", "instance_id"),
+        # Job numbers are never used twice (they appear in workers' logs).
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id"))
+    task_id: Mapped[str] = mapped_column(String(36))
+    kind: Mapped[str] = mapped_column(String(20))
+    operator: Mapped[str | None] = mapped_column(String(200))
+    due_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(default=0)
+    locked_by: Mapped[str | None] = mapped_column(String(200))
+    locked_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
 class TaskRecord(Base):
     """A task as worklists and `show` see it; kept after it finishes, for who-did-what."""
 

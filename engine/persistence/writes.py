@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 
 from engine.errors import ConfigurationError
 
-_MARKER = re.compile(r":([a-z_]+)\b")
+_MARKER = re.compile(r":([a-z_][a-z0-9_]*)\b")
 
 
 class Write:

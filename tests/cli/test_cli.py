@@ -62,7 +62,14 @@ TASK_KEYS = [
 ]
 #: `tasks --json` adds these to a task's keys.
 WORKLIST_KEYS = [*TASK_KEYS, "overdue", "age_seconds", "summary"]
-ENV_VARS = ("ARTRETURNS_DB", "ARTRETURNS_NOW", "ARTRETURNS_USER", "FORCE_COLOR", "TTY_COMPATIBLE")
+ENV_VARS = (
+    "ARTRETURNS_DB",
+    "ARTRETURNS_NOW",
+    "ARTRETURNS_USER",
+    "ARTRETURNS_INLINE_HANDLERS",
+    "FORCE_COLOR",
+    "TTY_COMPATIBLE",
+)
 
 
 class Cli:
@@ -154,7 +161,7 @@ def test_init_creates_the_schema_then_reports_it_up_to_date(db: str) -> None:
     first = cli("init")
     created = re.fullmatch(r"Database \S+x\.db: schema none -> ([\w ]+)\.\n", first.stdout)
     assert created is not None
-    assert "0006" in created.group(1).split()  # the engine's branch, and the procedure's
+    assert "0007" in created.group(1).split()  # the engine's branch, and the procedure's
     again = cli("init")
     same = re.fullmatch(r"Database \S+x\.db is up to date \(schema ([\w ]+)\)\.\n", again.stdout)
     assert same is not None

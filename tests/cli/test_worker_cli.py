@@ -1,0 +1,90 @@
+"""`artreturns worker` and `artreturns jobs` on the return procedure: with handlers not
+inline, commands queue service tasks; a worker runs them and logs a line per job."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_cli import ENV_VARS, Cli
+from test_people_cli import ORDERS_CSV, PROCESSES
+
+OFF = {"ARTRETURNS_INLINE_HANDLERS": "off"}
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Cli:
+    run = Cli(f"sqlite:///{tmp_path / 'jobs.db'}")
+    run("init", actor=None)
+    run("deploy", str(PROCESSES), actor="ada")
+    orders = tmp_path / "orders.csv"
+    orders.write_text(ORDERS_CSV, encoding="utf-8")
+    run("orders", "import", str(orders), actor="ada")
+    run("users", "add", "ada", "--role", "admin", actor="ada")
+    run("users", "add", "cs-ann", "--role", "customer_service", actor="ada")
+    run("users", "add", "aud-al", "--role", "auditor", actor="ada")
+    run("users", "add", "ops-bot", "--role", "customer_service", actor="ada")
+    return run
+
+
+def _apply(desk: Cli) -> None:
+    desk(
+        *("apply", "--order", "P-1", "--artwork", "W-1", "--type", "return"),
+        *("--reason", "no_reason", "--description", "I withdraw from the purchase."),
+        actor="cs-ann",
+        env=OFF,
+    )
+
+
+def test_a_worker_runs_what_commands_queued(desk: Cli) -> None:
+    _apply(desk)
+    [queued] = desk.json("jobs", actor="cs-ann")
+    assert (queued["kind"], queued["operator"], queued["status"]) == (
+        "service",
+        "rma.open",
+        "queued",
+    )
+    assert desk.json("tasks", "--all", actor="ada") == []  # nothing for people yet
+
+    done = desk("worker", "--once", actor="ops-bot", env=OFF)
+    lines = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    assert [line["operator"] for line in lines] == [
+        "rma.open",
+        "notify.customer",
+        "intake.check_completeness",
+        "intake.facts",
+    ]
+    assert {line["outcome"] for line in lines} == {"done"}
+    assert len({line["job"] for line in lines}) == 4  # job numbers are never reused
+    assert "Jobs run: 4 (4 done)." in done.stdout
+    [approval] = desk.json("tasks", "--all", actor="ada")
+    assert approval["bpmn_id"] == "approve_return"
+    assert [j["kind"] for j in desk.json("jobs", actor="ada")] == ["timer"]
+    assert "intact" in desk("verify", "RMA-2026-000001", actor="ada").stdout
+
+
+def test_max_jobs_stops_the_worker(desk: Cli) -> None:
+    _apply(desk)
+    done = desk("worker", "--once", "--max-jobs", "2", actor="ops-bot", env=OFF)
+    assert "Jobs run: 2 (2 done)." in done.stdout
+    [left] = desk.json("jobs", actor="ada")
+    assert left["operator"] == "intake.check_completeness"
+
+
+def test_an_auditor_may_not_run_a_worker(desk: Cli) -> None:
+    _apply(desk)
+    refused = desk("worker", "--once", actor="aud-al", env=OFF, code=4)
+    assert "auditor" in refused.stderr
+    assert len(desk.json("jobs", actor="aud-al")) == 1  # reading is fine
+
+
+def test_the_inline_setting_is_on_or_off(desk: Cli) -> None:
+    wrong = desk("jobs", actor="ada", env={"ARTRETURNS_INLINE_HANDLERS": "maybe"}, code=1)
+    assert "neither on nor off" in wrong.stderr

@@ -1,0 +1,198 @@
+"""Service tasks as jobs for workers: queued by the command that reaches them, claimed
+under a lease, run as one command on their instance, gone with the save."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from support import Recorder, clock_of, fixture
+
+from engine import ConcurrencyError, Engine, Settings
+
+QUEUED = Settings(inline_handlers=False)
+
+
+def _waiting(make_engine: Any, key: str = "J-1", settings: Settings = QUEUED) -> Engine:
+    engine: Engine = make_engine(settings=settings)
+    engine.deploy(fixture("review_call.bpmn"), actor="owner")
+    engine.start("review_call", {"amount": 2}, business_key=key, actor="ann")
+    engine.complete(f"{key}:review", {}, actor="ann")
+    return engine
+
+
+def test_a_queued_service_task_is_a_job_a_worker_runs(make_engine: Any, recorder: Recorder) -> None:
+    engine = _waiting(make_engine)
+    [job] = engine.jobs()
+    assert (job.business_key, job.bpmn_id, job.operator, job.status) == (
+        "J-1",
+        "call",
+        "test.double",
+        "queued",
+    )
+    assert recorder.calls == []
+
+    claimed = engine.claim_job("w1")
+    assert claimed is not None
+    assert claimed.id == job.id
+    [held] = engine.jobs()
+    assert (held.status, held.locked_by) == ("running", "w1")
+
+    outcome = engine.run_job(claimed, actor="worker", worker="w1")
+    assert outcome.outcome == "done"
+    assert [c[0] for c in recorder.calls] == ["test.double"]
+    assert engine.jobs() == []  # gone with the save that recorded the result
+    kinds = [e.kind for e in engine.history("J-1")]
+    assert kinds[-2:] == ["handler_result", "completed"]
+    assert engine.verify("J-1") is None
+
+
+def test_a_held_job_waits_for_its_lease_to_run_out(make_engine: Any) -> None:
+    engine = _waiting(make_engine)
+    first = engine.claim_job("w1", lease=timedelta(minutes=5))
+    assert first is not None
+    assert engine.claim_job("w2") is None  # held
+    clock = clock_of(engine)
+    clock.set(clock.now() + timedelta(minutes=6))  # w1 died: its lease ran out
+    again = engine.claim_job("w2")
+    assert again is not None
+    assert again.id == first.id
+    assert engine.run_job(again, actor="worker", worker="w2").outcome == "done"
+
+
+def test_a_failing_job_becomes_an_incident_and_retry_queues_it_again(
+    make_engine: Any, recorder: Recorder
+) -> None:
+    engine = _waiting(make_engine, settings=Settings(inline_handlers=False, job_attempts=1))
+    recorder.failures["test.double"] = RuntimeError("bank down")
+    job = engine.claim_job("w1")
+    assert job is not None
+    outcome = engine.run_job(job, actor="worker", worker="w1")
+    assert outcome.outcome == "failed"
+    assert "bank down" in (outcome.error or "")
+    assert engine.jobs() == []
+    [incident] = engine.incidents()
+    assert incident.operator == "test.double"
+
+    del recorder.failures["test.double"]
+    engine.retry("J-1", actor="ann")
+    assert engine.incidents() == []
+    job = engine.claim_job("w1")
+    assert job is not None
+    assert engine.run_job(job, actor="worker", worker="w1").outcome == "done"
+    assert engine.show("J-1").status == "completed"
+
+
+def test_a_job_that_lost_a_race_is_released_without_an_attempt(
+    make_engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = _waiting(make_engine)
+    job = engine.claim_job("w1")
+    assert job is not None
+
+    def lost(*args: Any, **kwargs: Any) -> Any:
+        raise ConcurrencyError("changed meanwhile")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(engine, "_change", lost)
+        assert engine.run_job(job, actor="worker", worker="w1").outcome == "released"
+    [waiting] = engine.jobs()
+    assert (waiting.status, waiting.attempts) == ("queued", 0)
+    again = engine.claim_job("w2")
+    assert again is not None
+    assert again.id == job.id
+
+
+def test_inline_handlers_write_no_jobs(engine: Engine) -> None:
+    engine.deploy(fixture("review_call.bpmn"), actor="owner")
+    engine.start("review_call", {"amount": 2}, business_key="I-1", actor="ann")
+    engine.complete("I-1:review", {}, actor="ann")
+    assert engine.jobs() == []
+    assert engine.show("I-1").status == "completed"
+
+
+def test_workers_run_each_job_once(make_engine: Any, recorder: Recorder) -> None:
+    """Three workers, each with its own engine and connections, drain 30 instances'
+    jobs: every handler runs once, no job is left, every history verifies."""
+    setup: Engine = make_engine(settings=QUEUED)
+    setup.deploy(fixture("review_call.bpmn"), actor="owner")
+    keys = [f"W-{n}" for n in range(30)]
+    for key in keys:
+        setup.start("review_call", {"amount": 1}, business_key=key, actor="ann")
+        setup.complete(f"{key}:review", {}, actor="ann")
+    assert len(setup.jobs()) == 30
+    outcomes: list[str] = []
+    errors: list[BaseException] = []
+
+    engines = {f"w{n}": make_engine(settings=QUEUED, clock=clock_of(setup)) for n in range(3)}
+
+    def work(name: str) -> None:
+        engine = engines[name]
+        try:
+            while (job := engine.claim_job(name)) is not None:
+                outcomes.append(engine.run_job(job, actor="worker", worker=name).outcome)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(name,)) for name in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(set(outcomes)) <= ["done", "released"]
+    assert outcomes.count("done") == 30
+    assert len(recorder.calls) == 30
+    assert setup.jobs() == []
+    for key in keys:
+        assert setup.show(key).status == "completed"
+        assert setup.verify(key) is None
+
+
+def test_a_failing_job_is_tried_again_later_then_becomes_an_incident(
+    make_engine: Any, recorder: Recorder
+) -> None:
+    engine = _waiting(make_engine)
+    clock = clock_of(engine)
+    recorder.failures["test.double"] = RuntimeError("bank down")
+    waits = []
+    for attempt in (1, 2, 3):
+        job = engine.claim_job("w1")
+        assert job is not None, f"attempt {attempt}"
+        assert job.attempts == attempt - 1
+        outcome = engine.run_job(job, actor="worker", worker="w1")
+        if attempt < 3:
+            assert outcome.outcome == "retry"
+            assert engine.incidents() == []
+            [queued] = engine.jobs()
+            assert (queued.status, queued.attempts) == ("queued", attempt)
+            assert "bank down" in (queued.last_error or "")
+            waits.append(queued.due_at - clock.now())
+            assert engine.claim_job("w1") is None  # not due yet
+            clock.set(queued.due_at)
+    assert outcome.outcome == "failed"
+    assert waits == [timedelta(seconds=30), timedelta(seconds=60)]  # the wait doubles
+    assert engine.jobs() == []
+    [incident] = engine.incidents()
+    assert incident.attempts == 3
+    failed = [e.data["attempt"] for e in engine.history("J-1") if e.kind == "handler_failed"]
+    assert failed == [1, 2, 3]
+
+
+def test_the_next_timer_of_an_instance_is_a_job(make_engine: Any) -> None:
+    engine: Engine = make_engine(settings=QUEUED)
+    engine.deploy(fixture("review_call.bpmn"), actor="owner")
+    engine.start("review_call", {"amount": 2}, business_key="T-1", actor="ann")
+    [timer] = engine.jobs()
+    assert timer.kind == "timer"
+    assert engine.claim_job("w1") is None  # due in two days
+    clock = clock_of(engine)
+    clock.set(timer.due_at + timedelta(minutes=1))
+    job = engine.claim_job("w1")
+    assert job is not None
+    assert job.kind == "timer"
+    assert engine.run_job(job, actor="worker", worker="w1").outcome == "done"
+    assert "timer_fired" in [e.kind for e in engine.history("T-1")]
+    assert [j.kind for j in engine.jobs()] == []  # the SLA timer fired; none is left
