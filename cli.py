@@ -1515,6 +1515,20 @@ def run_due(obj: Context, limit: int | None, as_json: bool) -> None:
     show_default=True,
     help="Seconds between looks for work when nothing is due.",
 )
+@click.option(
+    "--attempts",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Attempts at a failing service task before it becomes an incident.",
+)
+@click.option(
+    "--backoff",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds before a failed job's second attempt; doubled for each one after.",
+)
 @click.option("--name", help="This worker's name in leases and logs (default: host:pid).")
 @pass_context
 def worker(
@@ -1524,6 +1538,8 @@ def worker(
     max_jobs: int | None,
     lease: int,
     poll: float,
+    attempts: int,
+    backoff: float,
     name: str | None,
 ) -> None:
     """Run queued service tasks and due timers (jobs) until stopped.
@@ -1540,12 +1556,23 @@ def worker(
     """
     import signal
     import socket
+    from dataclasses import replace
     from datetime import timedelta
 
     from engine.worker import Worker
 
     obj.engine.authorize(obj.actor, "worker", "housekeeping", what="run jobs")
+    if obj.engine.settings.inline_handlers:
+        click.echo(
+            f"Note: {INLINE_ENV} is not off here, so commands run service tasks themselves "
+            "and queue none; set it to off for every command where workers run.",
+            err=True,
+        )
     engines = [obj.engine] + [obj.new_engine() for _ in range(concurrency - 1)]
+    for engine in engines:
+        engine.settings = replace(
+            engine.settings, job_attempts=attempts, job_backoff=timedelta(seconds=backoff)
+        )
     running = Worker(
         engines,
         actor=obj.actor,

@@ -88,3 +88,9 @@ def test_an_auditor_may_not_run_a_worker(desk: Cli) -> None:
 def test_the_inline_setting_is_on_or_off(desk: Cli) -> None:
     wrong = desk("jobs", actor="ada", env={"ARTRETURNS_INLINE_HANDLERS": "maybe"}, code=1)
     assert "neither on nor off" in wrong.stderr
+
+
+def test_a_worker_says_when_commands_run_handlers_themselves(desk: Cli) -> None:
+    done = desk("worker", "--once", actor="ops-bot")
+    assert "ARTRETURNS_INLINE_HANDLERS is not off" in done.stderr
+    assert "Jobs run: 0 (none)." in done.stdout

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from support import Recorder, clock_of, fixture
 
-from engine import ConcurrencyError, Engine, Settings
+from engine import ConcurrencyError, Engine, InvalidStateError, Settings
 
 QUEUED = Settings(inline_handlers=False)
 
@@ -196,3 +196,70 @@ def test_the_next_timer_of_an_instance_is_a_job(make_engine: Any) -> None:
     assert engine.run_job(job, actor="worker", worker="w1").outcome == "done"
     assert "timer_fired" in [e.kind for e in engine.history("T-1")]
     assert [j.kind for j in engine.jobs()] == []  # the SLA timer fired; none is left
+
+
+def test_workers_and_operators_on_the_same_instances(make_engine: Any, recorder: Recorder) -> None:
+    """Two workers run the five calls of 20 instances while two operators comment on
+    the same instances: no step runs twice, no comment is lost, the only errors are
+    ConcurrencyErrors (tried again) and comments on instances that completed."""
+    setup: Engine = make_engine(settings=QUEUED)
+    setup.deploy(fixture("call_chain.bpmn"), actor="owner")
+    keys = [f"H-{n}" for n in range(20)]
+    for key in keys:
+        setup.start("call_chain", {}, business_key=key, actor="ann")
+    engines = {name: make_engine(settings=QUEUED, clock=clock_of(setup)) for name in "abcd"}
+    commented: list[str] = []
+    races: list[str] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def work(name: str) -> None:
+        engine = engines[name]
+        try:
+            while (job := engine.claim_job(name)) is not None or not stop.is_set():
+                if job is not None:
+                    engine.run_job(job, actor="worker", worker=name)
+        except BaseException as exc:
+            errors.append(exc)
+
+    def operate(name: str) -> None:
+        engine = engines[name]
+        try:
+            for round_ in range(60):
+                key = keys[(round_ * 7 + ord(name)) % len(keys)]
+                note = f"{name}-{round_}"
+                while True:
+                    try:
+                        engine.comment(key, note, actor=name)
+                        commented.append(note)
+                        break
+                    except ConcurrencyError:
+                        races.append(note)  # clean: tried again
+                    except InvalidStateError:
+                        break  # the instance completed meanwhile: nothing to comment on
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, args=(n,)) for n in "ab"]
+    operators = [threading.Thread(target=operate, args=(n,)) for n in "cd"]
+    for thread in workers + operators:
+        thread.start()
+    for thread in operators:
+        thread.join()
+    stop.set()
+    for thread in workers:
+        thread.join()
+    assert errors == []
+    assert commented  # the operators got their word in, between the workers' steps
+    results = 0
+    notes: list[str] = []
+    for key in keys:
+        assert setup.show(key).status == "completed"
+        history = setup.history(key)
+        steps = [e.bpmn_id for e in history if e.kind == "handler_result"]
+        assert steps == ["c1", "c2", "c3", "c4", "c5"], key  # each step once, in order
+        results += len(steps)
+        notes += [e.data["text"] for e in history if e.kind == "comment"]
+        assert setup.verify(key) is None
+    assert results == 100
+    assert sorted(notes) == sorted(commented)  # no comment lost, none twice
