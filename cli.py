@@ -2272,6 +2272,25 @@ def handlers_command(obj: Context, as_json: bool) -> None:
     type=click.IntRange(min=1),
     help="Timed runs of each command, after a warm-up.",
 )
+@click.option(
+    "--engine/--no-engine",
+    "engine_part",
+    default=True,
+    show_default=True,
+    help="Measure the engine against bare SpiffWorkflow (and the history's cost).",
+)
+@click.option(
+    "--workers-pg",
+    metavar="URL",
+    help="A PostgreSQL database to measure workers on (a schema of its own per run).",
+)
+@click.option(
+    "--worker-returns",
+    default=200,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Returns taken in per worker run.",
+)
 @click.option("--markdown", is_flag=True, help="Print a Markdown table (for docs/benchmarks.md).")
 def bench(
     instances: int,
@@ -2280,6 +2299,9 @@ def bench(
     samples: int,
     cli_returns: int,
     cli_runs: int,
+    engine_part: bool,
+    workers_pg: str | None,
+    worker_returns: int,
     markdown: bool,
 ) -> None:
     """Measure the engine, and time whole commands beside their targets.
@@ -2289,13 +2311,19 @@ def bench(
     own on a database of --cli-returns returns, beside its target (tasks and show under
     300 ms, complete under 600 ms).
 
-    Uses its own temporary SQLite files; --db is not touched. Making 10,000 returns
-    takes minutes; --cli-returns 0 skips the commands.
+    With --workers-pg, also returns taken in by 1, 2 and 4 `artreturns worker`
+    processes on PostgreSQL, beside one process with handlers inline on SQLite:
+    throughput and step latency (p50, p95).
+
+    Uses its own temporary SQLite files (and, with --workers-pg, schemas of its own,
+    dropped afterwards); --db is not touched. Making 10,000 returns takes minutes;
+    --cli-returns 0 skips the commands.
 
     \b
       artreturns bench --markdown
       artreturns bench --cli-returns 0
       artreturns bench --instances 100 --rounds 3 --cli-returns 1000 --cli-runs 5
+      artreturns bench --no-engine --cli-returns 0 --workers-pg postgresql://localhost/db
     """
     import tempfile
 
@@ -2309,13 +2337,20 @@ def bench(
     def progress(line: str) -> None:
         click.echo(line, err=True)
 
-    report = bench_module.run(
-        instances=instances,
-        rounds=rounds,
-        history_sizes=sizes,
-        history_samples=samples,
-        progress=progress,
-    )
+    if engine_part:
+        report = bench_module.run(
+            instances=instances,
+            rounds=rounds,
+            history_sizes=sizes,
+            history_samples=samples,
+            progress=progress,
+        )
+    else:
+        report = bench_module.Report(bench_module.machine())
+    if workers_pg:
+        from handlers import bench_workers
+
+        bench_workers.measure(report, workers_pg, worker_returns, progress=progress)
     if cli_returns:
         from handlers import bench as returns_bench
 

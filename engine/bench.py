@@ -23,7 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -72,6 +74,24 @@ def machine() -> dict[str, str]:
         if hasattr(os, "getloadavg")
         else "unknown",
     }
+
+
+@contextmanager
+def postgres_schema(url: str) -> Iterator[str]:
+    """A fresh schema in the PostgreSQL database at `url`, as a URL whose connections
+    use it; dropped afterwards."""
+    import psycopg
+
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    target = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(target, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    separator = "&" if "?" in target else "?"
+    try:
+        yield f"{target}{separator}options=-csearch_path%3D{name}"
+    finally:
+        with psycopg.connect(target, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{name}" CASCADE')
 
 
 def _cpu_count() -> int:

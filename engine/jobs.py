@@ -59,6 +59,7 @@ _RELEASE = Write(
     "UPDATE job SET locked_by = NULL, locked_until = NULL WHERE id = :b_id AND locked_by = :b_by"
 )
 _DELETE = Write("DELETE FROM job WHERE id = :b_id")
+_COUNT = Write("SELECT count(*) FROM job WHERE kind = :b_kind")
 _LIST = (
     "SELECT j.id, j.instance_id, i.business_key, j.task_id, t.bpmn_id, j.operator, j.due_at, "
     "j.attempts, j.locked_by, j.locked_until, j.last_error, j.kind FROM job j "
@@ -138,6 +139,11 @@ class Jobs(EnginePart):
                     )
                 )
             return found
+
+    def job_count(self, kind: str = "service") -> int:
+        """How many jobs of `kind` are queued or running."""
+        with self.db.connect() as conn:
+            return int(_COUNT.run(conn, {"b_kind": kind}).scalar_one())
 
     def claim_job(self, worker: str, lease: timedelta = DEFAULT_LEASE) -> JobView | None:
         """The earliest due job nobody holds, now held by `worker` until the lease runs

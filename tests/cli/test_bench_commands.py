@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy.engine import URL
 
 import cli as cli_module
 from handlers import bench as returns_bench
@@ -67,3 +68,34 @@ def test_bench_times_the_commands_on_a_database_of_returns(tmp_path: Path) -> No
     assert "target under 300 ms" in rows["artreturns tasks --all"][2]
     assert "target under 600 ms" in rows["artreturns complete TASK"][2]
     assert "target" not in rows["artreturns --help"][2]
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_bench_measures_workers_on_postgres(pg_url: URL) -> None:
+    from sqlalchemy import create_engine, text
+
+    url = pg_url.render_as_string(hide_password=False).split("?")[0]
+    result = CliRunner().invoke(
+        cli_module.cli,
+        [
+            *("bench", "--no-engine", "--cli-returns", "0", "--markdown"),
+            *("--workers-pg", url, "--worker-returns", "4"),
+        ],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    rows = {
+        line.split(" | ")[0].removeprefix("| "): line.split(" | ")[1:]
+        for line in result.stdout.splitlines()
+        if line.startswith("| ")
+    }
+    for label in ("embedded SQLite, handlers inline", *(f"PostgreSQL, {n}" for n in "124")):
+        [throughput] = [v for k, v in rows.items() if k.startswith(label) and "throughput" in k]
+        assert float(throughput[0]) > 0
+        assert throughput[1] == "returns/s"
+    assert rows["2 workers / 1 worker"][2].startswith("target at least 1.5 x")
+    assert rows["PostgreSQL 1 worker / embedded SQLite"][2].startswith("target at least 50 %")
+    with create_engine(url).connect() as conn:  # every run's schema is gone
+        left = conn.execute(text("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'bench_%'"))
+        assert left.scalar_one() == 0

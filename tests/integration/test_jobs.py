@@ -263,3 +263,9 @@ def test_workers_and_operators_on_the_same_instances(make_engine: Any, recorder:
         assert setup.verify(key) is None
     assert results == 100
     assert sorted(notes) == sorted(commented)  # no comment lost, none twice
+
+
+def test_job_count(make_engine: Any) -> None:
+    engine = _waiting(make_engine)
+    assert engine.job_count("service") == 1
+    assert engine.job_count("timer") == 0
