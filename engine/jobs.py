@@ -29,9 +29,13 @@ from engine.views import _View
 
 if TYPE_CHECKING:
     from engine.runner import Work
+    from engine.spiff import OpenTask
 
 #: How long a claimed job stays its worker's unless the worker finishes it first.
 DEFAULT_LEASE = timedelta(minutes=5)
+#: The most service tasks one job runs on through (a loop of service tasks in a
+#: diagram must not keep a worker forever: what is left becomes the next job).
+MAX_CHAINED = 50
 
 _CANDIDATE = (
     "SELECT j.id FROM job j WHERE j.due_at <= :b_now "
@@ -102,6 +106,8 @@ class JobOutcome(_View):
     operator: str | None
     outcome: str
     error: str | None = None
+    #: Service tasks run: the job's own and those it reached, run on in the same command.
+    steps: int = 0
 
 
 class Jobs(EnginePart):
@@ -190,6 +196,18 @@ class Jobs(EnginePart):
         attempt = job.attempts + 1
         settings = self.settings
 
+        def attempt_at(work: Work, task: OpenTask, number: int) -> str:
+            """Run one handler; a failure with attempts left waits for its next try."""
+            work.attempt_of[task.id] = number
+            work.run_service_task(task)
+            error = work.failures.get(task.id)
+            if error is not None and number < settings.attempts_for(task.operator):
+                del work.failures[task.id]
+                when = work.now + settings.backoff(number)
+                work.retry_later[task.id] = (number, when, error)
+                return "retry"
+            return "failed" if error is not None else "done"
+
         def apply(work: Work, _task: str | None) -> None:
             if job.kind == "timer":  # the command fires what is due before it applies
                 seen["outcome"] = "done"
@@ -197,22 +215,35 @@ class Jobs(EnginePart):
             task = work.open_task(job.task_id)
             if task is None or task.kind != "service":
                 return
-            work.attempt_of[task.id] = attempt
-            work.run_service_task(task)
-            error = work.failures.get(task.id)
-            seen["error"] = error
-            if error is None:
-                seen["outcome"] = "done"
-            elif attempt < settings.attempts_for(task.operator):
-                del work.failures[task.id]
-                when = work.now + settings.backoff(attempt)
-                work.retry_later[task.id] = (attempt, when, error)
-                seen["outcome"] = "retry"
-            else:
-                seen["outcome"] = "failed"
+            seen["outcome"] = attempt_at(work, task, attempt)
+            seen["error"] = work.failures.get(task.id) or (
+                work.retry_later[task.id][2] if task.id in work.retry_later else None
+            )
+            # Run on, in this same command, through the service tasks this step reached
+            # (as handlers inline do): one save instead of one job each. A task that
+            # was waiting before keeps its own job.
+            ran = {task.id}
+            for _ in range(MAX_CHAINED):
+                reached = [
+                    t
+                    for t in work.run.open_tasks()
+                    if t.kind == "service"
+                    and t.id not in ran
+                    and t.id not in work.before
+                    and t.id not in work.failures
+                    and t.id not in work.retry_later
+                ]
+                if not reached:
+                    break
+                ran.add(reached[0].id)
+                attempt_at(work, reached[0], 1)
+            seen["steps"] = len(ran)
 
         def outcome(name: str, error: str | None = None) -> JobOutcome:
-            return JobOutcome(job.id, job.instance_id, job.task_id, job.operator, name, error)
+            steps = int(seen.get("steps", 0))
+            return JobOutcome(
+                job.id, job.instance_id, job.task_id, job.operator, name, error, steps
+            )
 
         try:
             self._change(

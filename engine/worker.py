@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import ConcurrencyError, EngineError
@@ -124,7 +124,9 @@ class Worker:
                     self.report.outcomes[outcome.outcome] += 1
                 self.log(
                     {
-                        "at": engine.clock.now().isoformat(),
+                        # When the job ended, by the wall clock (the engine's clock may
+                        # be set, with --now).
+                        "at": datetime.now(UTC).isoformat(),
                         "worker": name,
                         "job": job.id,
                         "kind": job.kind,
@@ -133,6 +135,7 @@ class Worker:
                         "operator": job.operator,
                         "attempt": job.attempts + 1,
                         "outcome": outcome.outcome,
+                        "steps": outcome.steps,
                         "ms": round(elapsed * 1000, 1),
                         "error": outcome.error,
                     }

@@ -90,12 +90,22 @@ def test_bench_measures_workers_on_postgres(pg_url: URL) -> None:
         for line in result.stdout.splitlines()
         if line.startswith("| ")
     }
-    for label in ("embedded SQLite, handlers inline", *(f"PostgreSQL, {n}" for n in "124")):
-        [throughput] = [v for k, v in rows.items() if k.startswith(label) and "throughput" in k]
-        assert float(throughput[0]) > 0
-        assert throughput[1] == "returns/s"
-    assert rows["2 workers / 1 worker"][2].startswith("target at least 1.5 x")
-    assert rows["PostgreSQL 1 worker / embedded SQLite"][2].startswith("target at least 50 %")
+    labels = [
+        "embedded SQLite, handlers inline",
+        "PostgreSQL, 1 worker, returns applied meanwhile",
+        "PostgreSQL, 1 worker, returns queued first",
+        "PostgreSQL, 2 workers, returns queued first",
+        "PostgreSQL, 4 workers, returns queued first",
+    ]
+    for label in labels:
+        value, unit, _how = rows[f"{label}: throughput"]
+        assert float(value) > 0
+        assert unit == "returns/s"
+        assert rows[f"{label}: latency p50 / p95"][1] == "ms"
+    scaling = rows["2 workers / 1 worker, returns queued first"]
+    assert scaling[2].startswith("target at least 1.5 x")
+    share = rows["PostgreSQL 1 worker / embedded SQLite, returns applied meanwhile"]
+    assert share[2].startswith("target at least 50 %")
     with create_engine(url).connect() as conn:  # every run's schema is gone
         left = conn.execute(text("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'bench_%'"))
         assert left.scalar_one() == 0

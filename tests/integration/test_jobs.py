@@ -269,3 +269,39 @@ def test_job_count(make_engine: Any) -> None:
     engine = _waiting(make_engine)
     assert engine.job_count("service") == 1
     assert engine.job_count("timer") == 0
+
+
+def test_a_job_runs_on_through_the_service_tasks_it_reaches(
+    make_engine: Any, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One job runs the calls that follow its own in the same command; a call that
+    fails there waits for its own next attempt, and the job after it runs on again."""
+    engine: Engine = make_engine(settings=QUEUED)
+    engine.deploy(fixture("call_chain.bpmn"), actor="owner")
+    engine.start("call_chain", {}, business_key="C-1", actor="ann")
+    echo = recorder.echo
+
+    def third_fails(params: Any, ctx: Any) -> dict[str, Any]:
+        if params["step"] == 3:
+            raise RuntimeError("third call down")
+        return echo(params, ctx)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(recorder, "echo", third_fails)
+        engine.registry = recorder.registry()
+        job = engine.claim_job("w1")
+        assert job is not None
+        done = engine.run_job(job, actor="worker", worker="w1")
+    assert (done.outcome, done.steps) == ("done", 3)  # c1, c2 ran; c3 failed
+    [waiting] = engine.jobs()
+    assert (waiting.bpmn_id, waiting.attempts) == ("c3", 1)
+    engine.registry = recorder.registry()
+    clock = clock_of(engine)
+    clock.set(waiting.due_at)
+    job = engine.claim_job("w1")
+    assert job is not None
+    done = engine.run_job(job, actor="worker", worker="w1")
+    assert (done.outcome, done.steps) == ("done", 3)  # c3 (second attempt), c4, c5
+    assert engine.show("C-1").status == "completed"
+    steps = [e.bpmn_id for e in engine.history("C-1") if e.kind == "handler_result"]
+    assert steps == ["c1", "c2", "c3", "c4", "c5"]
