@@ -14,7 +14,8 @@ import os
 import shlex
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -249,6 +250,21 @@ def _console() -> Console:
     if sys.stdout.isatty():
         return Console(highlight=False, markup=False, emoji=False)
     return Console(width=200, highlight=False, no_color=True, markup=False, emoji=False)
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on a terminal's stderr for a batch command (what it prints on
+    stdout does not change; a pipe or a file gets no bar)."""
+    if not sys.stderr.isatty():
+        yield lambda _done, _total: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def _echo_json(value: Any) -> None:
@@ -1474,7 +1490,8 @@ def run_due(obj: Context, limit: int | None, as_json: bool) -> None:
       artreturns run-due                          (from cron, every few minutes)
       artreturns --now 2026-12-01T09:00Z run-due
     """
-    results = obj.engine.run_due(actor=obj.actor, limit=limit)
+    with _progress("Firing due timers") as progress:
+        results = obj.engine.run_due(actor=obj.actor, limit=limit, progress=progress)
     if as_json:
         _echo_json([r.to_dict() for r in results])
         return
@@ -1711,7 +1728,8 @@ def retry(
         result = obj.engine.retry(target, actor=obj.actor, operator=operator)
         _print_result(result, as_json, "Retried")
         return
-    results = obj.engine.retry_all(actor=obj.actor, operator=operator)
+    with _progress("Retrying incidents") as progress:
+        results = obj.engine.retry_all(actor=obj.actor, operator=operator, progress=progress)
     if as_json:
         _echo_json([r.to_dict() for r in results])
         return

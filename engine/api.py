@@ -551,24 +551,32 @@ class Engine(People, Jobs):
             found, key=lambda t: (t.created_at is None, t.created_at, t.instance_id, t.id)
         )
 
-    def retry_all(self, *, actor: str, operator: str | None = None) -> list[DueResult]:
+    def retry_all(
+        self,
+        *,
+        actor: str,
+        operator: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[DueResult]:
         """Retry every incident (those calling `operator`), one instance per transaction;
-        an instance that fails again is reported, not raised."""
+        an instance that fails again is reported, not raised; `progress` is told
+        (instances done, instances in all) after each."""
         self._authorize(actor, "retry", lambda p, _: may_change(p, "retry failed tasks"))
         results: list[DueResult] = []
-        seen: set[int] = set()
+        instances: dict[int, str] = {}
         for incident in self.incidents(operator=operator):
-            if incident.instance_id in seen:
-                continue
-            seen.add(incident.instance_id)
             label = incident.business_key or f"#{incident.instance_id}"
+            instances.setdefault(incident.instance_id, label)
+        for instance_id, label in instances.items():
             try:
-                result = self.retry(str(incident.instance_id), actor=actor, operator=operator)
+                result = self.retry(str(instance_id), actor=actor, operator=operator)
                 results.append(DueResult(label, result, None))
             except ConcurrencyError:
                 results.append(DueResult(label, None, "changed by another command; skipped"))
             except EngineError as exc:
                 results.append(DueResult(label, None, str(exc)))
+            if progress is not None:
+                progress(len(results), len(instances))
         return results
 
     def fire_due(self, instance: str, *, actor: str) -> CommandResult:
@@ -581,8 +589,15 @@ class Engine(People, Jobs):
             gate=self._gate("housekeeping", "fire due timers"),
         )
 
-    def run_due(self, *, actor: str, limit: int | None = None) -> list[DueResult]:
-        """Fire every timer due now, one instance per transaction."""
+    def run_due(
+        self,
+        *,
+        actor: str,
+        limit: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[DueResult]:
+        """Fire every timer due now, one instance per transaction; `progress` is told
+        (instances done, instances due) after each."""
         self._authorize(actor, "run-due", lambda p, _: may_housekeep(p, "fire due timers"))
         now = self.clock.now()
         with self.db.read() as session:
@@ -608,6 +623,8 @@ class Engine(People, Jobs):
                 results.append(DueResult(label, None, "changed by another command; skipped"))
             except EngineError as exc:
                 results.append(DueResult(label, None, str(exc)))
+            if progress is not None:
+                progress(len(results), len(due))
         return results
 
     def _change(

@@ -118,6 +118,10 @@ def find_roles(paths: Iterable[str | Path]) -> tuple[Roles | None, list[Problem]
     return parse_roles(text, ROLES_FILE)
 
 
+def _positive(text: str) -> bool:
+    return text.strip().isdigit() and int(text) >= 1
+
+
 def check(
     compilation: Compilation, registry: Registry, roles: Roles | None = None
 ) -> list[Problem]:
@@ -131,6 +135,16 @@ def check(
             problems.extend(_unknown_roles(compilation, process, roles, seen))
         problems.extend(_clashing_forms(compilation, process, seen))
         for element in process.elements:
+            if element.attempts is not None and not _positive(element.attempts):
+                problems.append(
+                    Problem(
+                        f"service task '{element.name}' has attempts '{element.attempts}'; "
+                        "it must be a whole number of at least 1",
+                        process.file,
+                        element.bpmn_id,
+                        compilation.locate(process.file, element.bpmn_id),
+                    )
+                )
             if element.operator is None or element.operator in registry:
                 continue
             key = (process.file, element.bpmn_id, element.operator)

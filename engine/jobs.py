@@ -201,7 +201,8 @@ class Jobs(EnginePart):
             work.attempt_of[task.id] = number
             work.run_service_task(task)
             error = work.failures.get(task.id)
-            if error is not None and number < settings.attempts_for(task.operator):
+            limit = task.attempts or settings.attempts_for(task.operator)
+            if error is not None and number < limit:
                 del work.failures[task.id]
                 when = work.now + settings.backoff(number)
                 work.retry_later[task.id] = (number, when, error)

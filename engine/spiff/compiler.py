@@ -107,6 +107,8 @@ class Element:
     escalation: str | None = None
     #: The form a user task declares (None: the task takes any data).
     form: Form | None = None
+    #: A service task's `attempts` property as written (None: the settings decide).
+    attempts: str | None = None
 
 
 @dataclass(frozen=True)
@@ -438,6 +440,13 @@ def _kind(task_spec: Any) -> str:
     return type(task_spec).__name__
 
 
+def _property(task_spec: Any, name: str) -> str | None:
+    """A `spiffworkflow:property` of a task, as written."""
+    properties = (getattr(task_spec, "extensions", None) or {}).get("properties") or {}
+    value = properties.get(name)
+    return str(value) if value is not None else None
+
+
 def _decision_files(parser: Parser) -> dict[str, str]:
     """Decision table id -> the DMN file it came from."""
     files: dict[str, str] = {}
@@ -481,6 +490,7 @@ def _describe(
                     process_id=spec.name,
                     escalation=str(codes[0]) if codes else None,
                     form=form,
+                    attempts=_property(task_spec, "attempts") if kind == "service" else None,
                 )
             )
             expressions.extend(_expressions_of(task_spec, bpmn_id, file, decision_files))

@@ -75,6 +75,9 @@ class OpenTask:
     #: The role an overdue user task was escalated to: a boundary timer on it fired and
     #: led to an escalation end event whose code names the role.
     escalated_to: str | None = None
+    #: The attempts a worker makes at a service task, when its diagram says (the
+    #: `attempts` property; checked when deployed).
+    attempts: int | None = None
 
 
 @dataclass(slots=True)
@@ -585,6 +588,7 @@ class Run:
                     operator=spec.operation_name if kind == "service" else None,
                     four_eyes=_four_eyes(spec),
                     escalated_to=self._escalated_to(task, kind),
+                    attempts=_attempts(spec) if kind == "service" else None,
                 )
             )
         top = self._wf
@@ -615,6 +619,13 @@ def _four_eyes(task_spec: Any) -> str | None:
     properties = (getattr(task_spec, "extensions", None) or {}).get("properties") or {}
     group = properties.get("four_eyes")
     return str(group) if group else None
+
+
+def _attempts(task_spec: Any) -> int | None:
+    """The `attempts` property a diagram gives a service task."""
+    properties = (getattr(task_spec, "extensions", None) or {}).get("properties") or {}
+    value = str(properties.get("attempts", "")).strip()
+    return int(value) if value.isdigit() and int(value) >= 1 else None
 
 
 def _boundary_timers(task: Any) -> list[Any]:

@@ -305,3 +305,42 @@ def test_a_job_runs_on_through_the_service_tasks_it_reaches(
     assert engine.show("C-1").status == "completed"
     steps = [e.bpmn_id for e in engine.history("C-1") if e.kind == "handler_result"]
     assert steps == ["c1", "c2", "c3", "c4", "c5"]
+
+
+def _with_attempts(tmp_path: Any, value: str) -> Any:
+    """review_call.bpmn with an `attempts` property on its service task."""
+    text = fixture("review_call.bpmn")[0].read_text(encoding="utf-8")
+    text = text.replace(
+        '<spiffworkflow:serviceTaskOperator id="test.double" resultVariable="echo">',
+        "<spiffworkflow:properties>"
+        f'<spiffworkflow:property name="attempts" value="{value}"/>'
+        "</spiffworkflow:properties>"
+        '<spiffworkflow:serviceTaskOperator id="test.double" resultVariable="echo">',
+    )
+    path = tmp_path / "review_call.bpmn"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_diagram_can_give_a_service_task_its_own_attempts(
+    make_engine: Any, recorder: Recorder, tmp_path: Any
+) -> None:
+    engine: Engine = make_engine(settings=QUEUED)
+    engine.deploy([_with_attempts(tmp_path, "1")], actor="owner")
+    engine.start("review_call", {"amount": 2}, business_key="A-1", actor="ann")
+    engine.complete("A-1:review", {}, actor="ann")
+    recorder.failures["test.double"] = RuntimeError("down")
+    job = engine.claim_job("w1")
+    assert job is not None
+    assert engine.run_job(job, actor="worker", worker="w1").outcome == "failed"  # not 3
+    assert len(engine.incidents()) == 1
+
+
+def test_attempts_that_are_not_a_number_are_refused_at_deploy(
+    make_engine: Any, tmp_path: Any
+) -> None:
+    from engine import ProcessValidationError
+
+    engine: Engine = make_engine(settings=QUEUED)
+    with pytest.raises(ProcessValidationError, match="attempts 'often'"):
+        engine.deploy([_with_attempts(tmp_path, "often")], actor="owner")
