@@ -1623,18 +1623,20 @@ def worker(
 @json_option
 @pass_context
 def jobs(obj: Context, as_json: bool) -> None:
-    """List the jobs workers run: queued and running service tasks and timers.
+    """List the jobs workers run: queued, retrying, running and failed.
 
-    A job that failed for the last time is an incident (`artreturns incidents`).
+    Service tasks and timers; a failed one is an incident (its last attempt failed):
+    `artreturns incidents` says more, `artreturns retry` queues it again.
 
     \b
       artreturns jobs
       artreturns jobs --json | jq 'map(select(.status == "running"))'
 
     \b
-    --json gives a list of objects: id, instance_id, business_key, task_id, bpmn_id,
-    operator, due_at, attempts, locked_by, locked_until, last_error, status (queued,
-    running), kind (service, timer).
+    --json gives a list of objects: id (null for a failed one), instance_id,
+    business_key, task_id, bpmn_id, operator, due_at, attempts, locked_by,
+    locked_until, last_error, status (queued, retrying, running, failed), kind
+    (service, timer).
     """
     obj.engine.authorize(obj.actor, "jobs", "read")
     found = obj.engine.jobs()
@@ -1652,7 +1654,7 @@ def jobs(obj: Context, as_json: bool) -> None:
         if job.locked_by:
             status += f" ({job.locked_by} until {_time(job.locked_until)})"
         table.add_row(
-            str(job.id),
+            str(job.id) if job.id is not None else "-",
             job.business_key or f"#{job.instance_id}",
             job.kind,
             job.bpmn_id or "",

@@ -76,18 +76,22 @@ _LIST = (
 class JobView(_View):
     """A queued service task as workers see it."""
 
-    id: int
+    #: None for a failed one: its job is gone, the task is an incident.
+    id: int | None
     instance_id: int
     business_key: str | None
     task_id: str
     bpmn_id: str | None
     operator: str | None
-    due_at: datetime
+    #: None for a failed one.
+    due_at: datetime | None
     attempts: int
     locked_by: str | None
     locked_until: datetime | None
     last_error: str | None
-    #: "running" while a worker's lease holds, else "queued".
+    #: "running" while a worker's lease holds; "retrying" when an attempt failed and
+    #: the next waits for its time; "queued"; "failed" when the last attempt failed
+    #: (an incident, until `retry`).
     status: str = "queued"
     #: "service" (a service task's handler) or "timer" (the instance's next timer).
     kind: str = "service"
@@ -114,7 +118,7 @@ class Jobs(EnginePart):
     """The engine's job commands (a part of `Engine`)."""
 
     def jobs(self) -> list[JobView]:
-        """Every job, earliest due first."""
+        """Every job, earliest due first, then the failed ones (the incidents)."""
         from engine.reading import Reader
 
         now = self.clock.now()
@@ -127,6 +131,7 @@ class Jobs(EnginePart):
                 due_at = reader.time(row[6])
                 assert due_at is not None
                 running = locked_until is not None and locked_until >= now
+                status = "running" if running else "retrying" if row[7] else "queued"
                 found.append(
                     JobView(
                         id=row[0],
@@ -140,11 +145,28 @@ class Jobs(EnginePart):
                         locked_by=row[8] if running else None,
                         locked_until=locked_until if running else None,
                         last_error=row[10],
-                        status="running" if running else "queued",
+                        status=status,
                         kind=row[11],
                     )
                 )
-            return found
+        for task in self.incidents():
+            found.append(
+                JobView(
+                    id=None,
+                    instance_id=task.instance_id,
+                    business_key=task.business_key,
+                    task_id=task.id,
+                    bpmn_id=task.bpmn_id,
+                    operator=task.operator,
+                    due_at=None,
+                    attempts=task.attempts,
+                    locked_by=None,
+                    locked_until=None,
+                    last_error=task.error,
+                    status="failed",
+                )
+            )
+        return found
 
     def job_count(self, kind: str = "service") -> int:
         """How many jobs of `kind` are queued or running."""
@@ -240,10 +262,13 @@ class Jobs(EnginePart):
                 attempt_at(work, reached[0], 1)
             seen["steps"] = len(ran)
 
+        assert job.id is not None, "a claimed job has its number"
+        job_number = job.id
+
         def outcome(name: str, error: str | None = None) -> JobOutcome:
             steps = int(seen.get("steps", 0))
             return JobOutcome(
-                job.id, job.instance_id, job.task_id, job.operator, name, error, steps
+                job_number, job.instance_id, job.task_id, job.operator, name, error, steps
             )
 
         try:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from engine.clock import Clock
     from engine.persistence import Database
     from engine.runner import Settings, Work
-    from engine.views import CommandResult
+    from engine.views import CommandResult, TaskView
 
 #: Decides, inside an instance command's transaction, whether the acting user may go on.
 Gate = Callable[["Work", Principal], Refusal | None]
@@ -43,6 +43,8 @@ class EnginePart:
             gate: Gate | None = None,
             immediate: bool = False,
         ) -> CommandResult: ...
+
+        def incidents(self, *, operator: str | None = None) -> list[TaskView]: ...
 
 
 __all__ = ["EnginePart", "Gate"]

@@ -106,6 +106,9 @@ def test_bench_measures_workers_on_postgres(pg_url: URL) -> None:
     assert scaling[2].startswith("target at least 1.5 x")
     share = rows["PostgreSQL 1 worker / embedded SQLite, returns applied meanwhile"]
     assert share[2].startswith("target at least 50 %")
+    ceiling = rows["ceiling: bare SpiffWorkflow, in memory"]
+    assert float(ceiling[0].replace(",", "")) > 0
+    assert ceiling[1] == "instances/s"
     with create_engine(url).connect() as conn:  # every run's schema is gone
         left = conn.execute(text("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'bench_%'"))
         assert left.scalar_one() == 0

@@ -72,7 +72,9 @@ def test_a_failing_job_becomes_an_incident_and_retry_queues_it_again(
     outcome = engine.run_job(job, actor="worker", worker="w1")
     assert outcome.outcome == "failed"
     assert "bank down" in (outcome.error or "")
-    assert engine.jobs() == []
+    [failed] = engine.jobs()  # the job is gone; the task, an incident, is listed failed
+    assert (failed.id, failed.status, failed.bpmn_id) == (None, "failed", "call")
+    assert "bank down" in (failed.last_error or "")
     [incident] = engine.incidents()
     assert incident.operator == "test.double"
 
@@ -167,14 +169,14 @@ def test_a_failing_job_is_tried_again_later_then_becomes_an_incident(
             assert outcome.outcome == "retry"
             assert engine.incidents() == []
             [queued] = engine.jobs()
-            assert (queued.status, queued.attempts) == ("queued", attempt)
+            assert (queued.status, queued.attempts) == ("retrying", attempt)
             assert "bank down" in (queued.last_error or "")
             waits.append(queued.due_at - clock.now())
             assert engine.claim_job("w1") is None  # not due yet
             clock.set(queued.due_at)
     assert outcome.outcome == "failed"
     assert waits == [timedelta(seconds=30), timedelta(seconds=60)]  # the wait doubles
-    assert engine.jobs() == []
+    assert [j.status for j in engine.jobs()] == ["failed"]
     [incident] = engine.incidents()
     assert incident.attempts == 3
     failed = [e.data["attempt"] for e in engine.history("J-1") if e.kind == "handler_failed"]

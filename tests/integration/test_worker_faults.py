@@ -182,6 +182,8 @@ def _drive(engine: Engine, prices: dict[str, Decimal], workers: Workers) -> None
             elif task.bpmn_id == "confirm_refund":
                 amount = f"{prices[rma]:.2f}"
                 data, actor = {"amount": amount, "channel": "original_payment"}, "fin-fay"
+            elif rma in _closed(engine):  # closed since this round began: its follow-up
+                continue
             else:
                 pytest.fail(f"{rma}: unexpected step {task.bpmn_id}")
             acted |= _act(partial(engine.complete, task.id, data, actor=actor))
