@@ -2211,7 +2211,8 @@ def notices_send(obj: Context, limit: int | None, as_json: bool) -> None:
       ARTRETURNS_SMTP=smtp://mail.example.com:587?starttls=true artreturns notices send
     """
     obj.engine.authorize(obj.actor, "notices send", "housekeeping")
-    run = mail.send_notices(obj.engine, obj.folders, limit=limit)
+    with _progress("Delivering notices") as progress:
+        run = mail.send_notices(obj.engine, obj.folders, limit=limit, progress=progress)
     if as_json:
         _echo_json(run.as_data())
     elif not run.attempts:

@@ -35,6 +35,7 @@ import os
 import re
 import smtplib
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.headerregistry import Address
@@ -419,12 +420,19 @@ def send_pending(
     *,
     limit: int | None = None,
     lease: timedelta = LEASE,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Run:
     """Deliver pending notices, oldest first, each at most once per run; stop early
-    when the transport fails (the rest stay pending, untouched)."""
+    when the transport fails (the rest stay pending, untouched). `progress` is told
+    (notices tried, notices pending at the start, at most `limit`) after each."""
     attempts: list[Attempt] = []
     stopped: str | None = None
     last = 0
+    total = 0
+    if progress is not None:
+        with db.connect() as conn:
+            total = Outbox(conn, clock.now(), None).pending_count()
+        total = min(total, limit) if limit is not None else total
     try:
         while limit is None or len(attempts) < limit:
             with db.connect() as conn:
@@ -439,6 +447,8 @@ def send_pending(
                 with db.connect() as conn:
                     Outbox(conn, clock.now(), None).mark_failed(notice.id, str(exc))
                 attempts.append(Attempt(notice, error=str(exc)))
+                if progress is not None:
+                    progress(len(attempts), max(total, len(attempts)))
                 if exc.fatal:
                     stopped = str(exc)
                     break
@@ -446,6 +456,8 @@ def send_pending(
             with db.connect() as conn:
                 Outbox(conn, clock.now(), None).mark_delivered(notice.id, file)
             attempts.append(Attempt(notice, file=file))
+            if progress is not None:
+                progress(len(attempts), max(total, len(attempts)))
     finally:
         transport.close()
     with db.connect() as conn:
@@ -471,9 +483,16 @@ def show_notice(engine: Engine, notice_id: int) -> Notice:
     return found
 
 
-def send_notices(engine: Engine, folders: Folders, *, limit: int | None = None) -> Run:
+def send_notices(
+    engine: Engine,
+    folders: Folders,
+    *,
+    limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Run:
     """Deliver the pending notices through the configured transport."""
-    return send_pending(engine.db, configured_transport(folders), engine.clock, limit=limit)
+    transport = configured_transport(folders)
+    return send_pending(engine.db, transport, engine.clock, limit=limit, progress=progress)
 
 
 __all__ = [

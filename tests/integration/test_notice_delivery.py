@@ -228,7 +228,11 @@ def test_running_twice_delivers_nothing_twice(
 
 def test_limit_delivers_the_oldest_first(db: Database, server: Server, clock: FixedClock) -> None:
     ids = [store(db, f"k:{n}", recipient=f"c{n}@example.com") for n in range(3)]
-    run = send_pending(db, server.transport(), clock, limit=2)
+    seen: list[tuple[int, int]] = []
+    run = send_pending(
+        db, server.transport(), clock, limit=2, progress=lambda d, t: seen.append((d, t))
+    )
+    assert seen == [(1, 2), (2, 2)]  # the progress of the run, out of what it may send
     assert [a.notice.id for a in run.attempts] == ids[:2]
     assert run.pending == 1
     assert row(db, ids[2]).delivered_at is None
