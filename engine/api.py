@@ -77,6 +77,7 @@ from engine.views import (
 )
 
 if TYPE_CHECKING:  # imported when an instance is run: `tasks` needs neither
+    from engine.audit import Manifest
     from engine.evaluator import Evaluator
     from engine.spiff import Run, SpecBundle
 
@@ -108,6 +109,8 @@ _TASK_STEP = select(TASK.c.bpmn_id, TASK.c.name, TASK.c.kind, TASK.c.role).where
 
 
 if TYPE_CHECKING:
+    from engine.audit import Manifest
+
     #: A cached instance: its row, its run, its open user tasks' ids, the claims on them.
     _Cached = tuple[InstanceRow, Run, list[str], dict[str, tuple[str, datetime]]]
 
@@ -875,26 +878,89 @@ class Engine(People, Jobs):
                 .where(EventRecord.instance_id == record.id)
                 .order_by(EventRecord.seq)
             ).all()
-            chained = (
-                ChainedEvent(
-                    instance_uid=record.uid,
-                    seq=e.seq,
-                    at=e.at,
-                    actor=e.actor,
-                    kind=e.kind,
-                    bpmn_id=e.bpmn_id,
-                    task_name=e.task_name,
-                    task_id=e.task_id,
-                    data=e.data,
-                    process_id=e.process_id,
-                    process_version=e.process_version,
-                    state_digest=e.state_digest,
-                    prev_hash=e.prev_hash,
-                    hash=e.hash,
-                )
-                for e in events
-            )
+            chained = (_chained(record.uid, e) for e in events)
             return verify(chained, record.event_count, record.head_hash)
+
+    def verify_all(self, *, actor: str | None = None) -> list[tuple[str, Break | None]]:
+        """Every instance's chain, oldest first: (its label, its first break or None)."""
+        if actor is not None:
+            self.authorize(actor, "verify", "read", target="all")
+        with self.db.read() as session:
+            labels = [
+                (r.id, r.business_key or f"#{r.id}")
+                for r in session.execute(
+                    select(InstanceRecord.id, InstanceRecord.business_key).order_by(
+                        InstanceRecord.id
+                    )
+                )
+            ]
+        return [(label, self.verify(f"#{number}")) for number, label in labels]
+
+    def audit_export(
+        self,
+        folder: Path,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        actor: str | None = None,
+    ) -> Manifest:
+        """Export the events of every instance with events from `since` to `until`
+        (each instance's run of events from the first in the window to the last, so
+        that its chain is whole), with a manifest of chain heads (`engine.audit`)."""
+        from engine.audit import ExportedInstance, Manifest, write_export
+
+        if actor is not None:
+            self.authorize(actor, "audit export", "read", target=str(folder))
+        window = []
+        if since is not None:
+            window.append(EventRecord.at >= since)
+        if until is not None:
+            window.append(EventRecord.at <= until)
+        chains: list[tuple[ExportedInstance, list[ChainedEvent]]] = []
+        with self.db.read() as session:
+            spans = session.execute(
+                select(
+                    EventRecord.instance_id,
+                    func.min(EventRecord.seq),
+                    func.max(EventRecord.seq),
+                )
+                .where(*window)
+                .group_by(EventRecord.instance_id)
+                .order_by(EventRecord.instance_id)
+            ).all()
+            for instance_id, first, last in spans:
+                record = session.get(InstanceRecord, instance_id)
+                assert record is not None
+                events = [
+                    _chained(record.uid, e)
+                    for e in session.scalars(
+                        select(EventRecord)
+                        .where(
+                            EventRecord.instance_id == instance_id,
+                            EventRecord.seq >= first,
+                            EventRecord.seq <= last,
+                        )
+                        .order_by(EventRecord.seq)
+                    )
+                ]
+                chains.append(
+                    (
+                        ExportedInstance(
+                            uid=record.uid,
+                            business_key=record.business_key,
+                            process_id=record.process_id,
+                            first_seq=first,
+                            last_seq=last,
+                            anchor=events[0].prev_hash,
+                            last_hash=events[-1].hash,
+                            head_seq=record.event_count,
+                            head_hash=record.head_hash,
+                        ),
+                        events,
+                    )
+                )
+        manifest = Manifest(exported_at=self.clock.now(), since=since, until=until)
+        return write_export(folder, manifest, chains)
 
     # -- lookups -------------------------------------------------------------------
 
@@ -1008,3 +1074,22 @@ def _require_mapping(value: Any, what: str) -> dict[str, Any]:
                 "Keys must be names (letters, digits, underscores) not starting with '_'.",
             )
     return dict(value)
+
+
+def _chained(uid: str, e: EventRecord) -> ChainedEvent:
+    return ChainedEvent(
+        instance_uid=uid,
+        seq=e.seq,
+        at=e.at,
+        actor=e.actor,
+        kind=e.kind,
+        bpmn_id=e.bpmn_id,
+        task_name=e.task_name,
+        task_id=e.task_id,
+        data=e.data,
+        process_id=e.process_id,
+        process_version=e.process_version,
+        state_digest=e.state_digest,
+        prev_hash=e.prev_hash,
+        hash=e.hash,
+    )

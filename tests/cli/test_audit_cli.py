@@ -1,0 +1,107 @@
+"""`artreturns audit`: chains verified one or all at once, exported with a manifest of
+chain heads, and the export checked offline, every tampering caught."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from test_cli import ENV_VARS, RETURN_REQUEST, Cli
+
+T1 = "2026-11-02T10:00:00Z"
+T2 = "2026-11-03T10:00:00Z"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Cli:
+    """Two instances with a few events each, on two days."""
+    cli = Cli(f"sqlite:///{tmp_path / 'audit.db'}")
+    cli("init")
+    cli("deploy", str(RETURN_REQUEST))
+    for key in ("RMA-1", "RMA-2"):
+        cli("start", "return_request", "--key", key, "--data", '{"customer": "Ann"}', now=T1)
+        cli("comment", key, "first look", now=T1)
+        cli("comment", key, "second look", now=T2)
+    return cli
+
+
+def test_every_history_is_verified(run: Cli) -> None:
+    assert "2 histories intact." in run("audit", "verify", "--all").stdout
+    assert "1 history intact." in run("audit", "verify", "RMA-1").stdout
+
+
+def test_a_changed_event_is_reported_with_its_instance(run: Cli) -> None:
+    with sqlite3.connect(run.db.removeprefix("sqlite:///")) as conn:
+        conn.execute(
+            "UPDATE event SET actor = 'mallory' WHERE seq = 2 AND instance_id = "
+            "(SELECT id FROM instance WHERE business_key = 'RMA-2')"
+        )
+    broken = run("audit", "verify", "--all", code=5)
+    assert "BROKEN RMA-2 at event 2" in broken.stderr
+    assert "1 of 2 histories are broken" in broken.stderr
+
+
+def test_an_export_verifies_offline(run: Cli, tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    done = run("audit", "export", "-o", str(out))
+    assert "Exported 6 events of 2 instance(s)" in done.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [i["business_key"] for i in manifest["instances"]] == ["RMA-1", "RMA-2"]
+    checked = run("audit", "verify", "--export", str(out), db=None)  # no database at all
+    assert "6 events of 2 instance(s) intact." in checked.stdout
+
+
+def test_a_window_exports_whole_runs_of_each_chain(run: Cli, tmp_path: Path) -> None:
+    out = tmp_path / "day2"
+    run("audit", "export", "--since", "2026-11-03T00:00Z", "-o", str(out))
+    manifest = json.loads((out / "manifest.json").read_text())
+    [first, _second] = manifest["instances"]
+    assert (first["first_seq"], first["last_seq"], first["head_seq"]) == (3, 3, 3)
+    assert first["anchor"] != "0" * 64  # it follows the event before the window
+    assert "intact" in run("audit", "verify", "--export", str(out), db=None).stdout
+
+
+@pytest.mark.parametrize("tamper", ["edit", "delete", "reorder", "manifest"])
+def test_tampering_with_an_export_is_caught(run: Cli, tmp_path: Path, tamper: str) -> None:
+    out = tmp_path / "export"
+    run("audit", "export", "-o", str(out))
+    events = out / "events.jsonl"
+    lines = events.read_text().splitlines(keepends=True)
+    manifest_path = out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    if tamper == "edit":
+        line = json.loads(lines[1])
+        line["actor"] = "mallory"
+        lines[1] = json.dumps(line, ensure_ascii=False) + "\n"
+    elif tamper == "delete":
+        del lines[1]
+    elif tamper == "reorder":
+        lines[1], lines[2] = lines[2], lines[1]
+    if tamper == "manifest":
+        manifest["instances"][0]["last_hash"] = "f" * 64
+        manifest_path.write_text(json.dumps(manifest))
+    else:
+        events.write_text("".join(lines))
+    broken = run("audit", "verify", "--export", str(out), db=None, code=5)
+    assert "BROKEN" in broken.stderr
+    if tamper != "manifest":  # the file no longer matches its digest, and the chain shows where
+        assert "does not match the digest" in broken.stderr
+        assert "BROKEN RMA-1 at event" in broken.stderr
+    else:
+        assert "the last event's hash differs from the manifest" in broken.stderr
+
+
+def test_an_export_goes_into_a_new_folder(run: Cli, tmp_path: Path) -> None:
+    out = tmp_path / "used"
+    out.mkdir()
+    (out / "something").write_text("x")
+    refused = run("audit", "export", "-o", str(out), code=2)
+    assert "is not empty" in refused.stderr
