@@ -1781,27 +1781,92 @@ def comment(obj: Context, instance: str, text: str, as_json: bool) -> None:
     _print_result(result, as_json, "Commented on")
 
 
+HISTORY_CSV = ("rma", "seq", "at", "actor", "kind", "step", "task", "what", "hash")
+
+
 @cli.command()
-@click.argument("instance")
+@click.argument("instance", required=False)
+@click.option("--actor", "by", metavar="USER", help="Across instances: what USER did.")
+@click.option("--since", help="Across instances: events from this time (ISO 8601).")
+@click.option("--until", help="Across instances: events up to this time (ISO 8601).")
 @json_option
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV (a header, then an event a line).")
 @pass_context
-def history(obj: Context, instance: str, as_json: bool) -> None:
+def history(
+    obj: Context,
+    instance: str | None,
+    by: str | None,
+    since: str | None,
+    until: str | None,
+    as_json: bool,
+    as_csv: bool,
+) -> None:
     """The history of INSTANCE as a story: who did what, when, and what it changed.
 
     Each event says what happened in words, the data a step changed (before -> after),
-    and the command that asked for it. Refusals are there too. --json gives every event
+    and the command that asked for it. Refusals are there too. Without INSTANCE,
+    --actor, --since and --until select events across every instance, oldest first:
+    everything one person did, or what happened in a period. --json gives every event
     whole (seq, at, actor, kind, bpmn_id, task_name, task_id, data, process_id,
-    process_version, state_digest, hash); `data.intent` is the command that asked for
-    it, `data.changed` (of task_completed) each changed key's [before, after].
+    process_version, state_digest, hash; across instances also `rma`); `data.intent`
+    is the command that asked for it, `data.changed` (of task_completed) each changed
+    key's [before, after]. --csv gives the columns rma, seq, at, actor, kind, step,
+    task, what, hash.
 
     \b
       artreturns history RMA-2026-000001
       artreturns history RMA-2026-000001 --json | jq '.[] | select(.kind == "denied")'
+      artreturns history --actor fin-fay --since 2026-11-01T00:00Z --csv > fay.csv
     """
-    events = obj.engine.history(instance, actor=obj.actor)
+    if as_json and as_csv:
+        raise click.UsageError("give --json or --csv, not both")
+    if instance is None:
+        if not (by or since or until):
+            raise click.UsageError("give INSTANCE, or --actor, --since or --until")
+        found = obj.engine.events(
+            by=by,
+            since=parse_time(since) if since else None,
+            until=parse_time(until) if until else None,
+            actor=obj.actor,
+        )
+    elif by or since or until:
+        raise click.UsageError("--actor, --since and --until are for events across instances")
+    else:
+        found = [(instance, e) for e in obj.engine.history(instance, actor=obj.actor)]
     if as_json:
-        _echo_json([e.to_dict() for e in events])
+        across = instance is None
+        _echo_json([{**({"rma": r} if across else {}), **e.to_dict()} for r, e in found])
         return
+    if as_csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(HISTORY_CSV)
+        for rma, event in found:
+            writer.writerow(
+                [
+                    rma,
+                    event.seq,
+                    _iso(event.at),
+                    event.actor,
+                    event.kind,
+                    event.bpmn_id or "",
+                    event.task_name or "",
+                    " / ".join(_story(event).splitlines()),
+                    event.hash,
+                ]
+            )
+        return
+    if instance is None:
+        table = Table(header_style="bold", show_lines=True)
+        for column in ("time", "rma", "#", "who", "what happened"):
+            table.add_column(column)
+        for rma, event in found:
+            table.add_row(_time(event.at), rma, str(event.seq), event.actor, _story(event))
+        if found:
+            _console().print(table)
+        else:
+            click.echo("No events.")
+        return
+    events = [e for _, e in found]
     if events:
         first = events[0]
         click.echo(

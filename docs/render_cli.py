@@ -78,7 +78,11 @@ JSON_SHAPES = (
         "null for an instance of another process)",
         "",
     ),
-    ("EventView", "history", ""),
+    (
+        "EventView",
+        "history; across instances (`--actor`, `--since`, `--until`) each adds `rma`",
+        "",
+    ),
     ("UserView", "users list, users add, users disable", ""),
     ("OperationView", "operations", ""),
     ("FormView", "form", ""),

@@ -867,6 +867,35 @@ class Engine(People, Jobs):
             ).all()
             return [EventView.of(e) for e in events]
 
+    def events(
+        self,
+        *,
+        by: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        actor: str | None = None,
+    ) -> list[tuple[str, EventView]]:
+        """Events across instances, oldest first: those recorded with actor `by`, from
+        `since` to `until` (what one person did, or what happened in a period); each
+        with its instance's label."""
+        if actor is not None:
+            self.authorize(actor, "history", "read", target=by or "all")
+        query = select(EventRecord, InstanceRecord.business_key).join(
+            InstanceRecord, InstanceRecord.id == EventRecord.instance_id
+        )
+        if by is not None:
+            query = query.where(EventRecord.actor == by)
+        if since is not None:
+            query = query.where(EventRecord.at >= since)
+        if until is not None:
+            query = query.where(EventRecord.at <= until)
+        query = query.order_by(EventRecord.at, EventRecord.instance_id, EventRecord.seq)
+        with self.db.read() as session:
+            return [
+                (key or f"#{event.instance_id}", EventView.of(event))
+                for event, key in session.execute(query).all()
+            ]
+
     def verify(self, instance: str, *, actor: str | None = None) -> Break | None:
         """Recompute an instance's hash chain; return the first broken link, if any."""
         if actor is not None:

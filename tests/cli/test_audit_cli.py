@@ -105,3 +105,28 @@ def test_an_export_goes_into_a_new_folder(run: Cli, tmp_path: Path) -> None:
     (out / "something").write_text("x")
     refused = run("audit", "export", "-o", str(out), code=2)
     assert "is not empty" in refused.stderr
+
+
+def test_history_across_instances_by_person_and_period(run: Cli) -> None:
+    run("comment", "RMA-2", "a word from ann", actor="ann", now=T2)
+    by_ann = run.json("history", "--actor", "ann")
+    assert [(e["rma"], e["kind"], e["data"]["text"]) for e in by_ann] == [
+        ("RMA-2", "comment", "a word from ann")
+    ]
+    day2 = run.json("history", "--since", "2026-11-03T00:00Z")
+    assert [(e["rma"], e["seq"]) for e in day2] == [("RMA-1", 3), ("RMA-2", 3), ("RMA-2", 4)]
+    assert run.json("history", "--until", "2026-11-01T00:00Z") == []
+    rows = run("history", "--actor", "tester", "--csv").stdout.splitlines()
+    assert rows[0] == "rma,seq,at,actor,kind,step,task,what,hash"
+    assert len(rows) == 1 + 6  # started and two comments, on each instance
+    assert rows[1].startswith("RMA-1,1,2026-11-02T10:00:00+00:00,tester,started,")
+    text = run("history", "--actor", "ann").stdout
+    assert "RMA-2" in text
+    assert "a word from ann" in text
+
+
+def test_history_asks_for_an_instance_or_a_selection(run: Cli) -> None:
+    assert "give INSTANCE" in run("history", code=2).stderr
+    mixed = run("history", "RMA-1", "--actor", "ann", code=2)
+    assert "across instances" in mixed.stderr
+    assert "--json or --csv" in run("history", "RMA-1", "--json", "--csv", code=2).stderr
