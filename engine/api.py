@@ -836,7 +836,7 @@ class Engine(People, Jobs):
             self.authorize(actor, "show", "read", target=instance)
         with self.db.read() as session:
             conn = session.connection()
-            reader = reading.Reader(conn.connection.driver_connection, conn.dialect.name)
+            reader = reading.Reader.on(conn)
             # The read `artreturns show` makes through the driver alone: the data as
             # stored by the instance's last save.
             view = reading.instance_view(reader, reading.instance_id(reader, instance))

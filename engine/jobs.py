@@ -124,7 +124,7 @@ class Jobs(EnginePart):
         now = self.clock.now()
         with self.db.read() as session:
             conn = session.connection()
-            reader = Reader(conn.connection.driver_connection, conn.dialect.name)
+            reader = Reader.on(conn)
             found = []
             for row in reader.rows(_LIST):
                 locked_until = reader.time(row[9])
@@ -183,10 +183,9 @@ class Jobs(EnginePart):
             row = claim.run(conn, {"b_by": worker, "b_until": until, "b_now": now}).first()
         if row is None:
             return None
-        from engine.reading import Reader
+        from engine.reading import read_time
 
-        times = Reader(None, self.db.engine.dialect.name)
-        due_at = times.time(row[4])
+        due_at = read_time(row[4])
         assert due_at is not None
         return JobView(
             id=row[0],
@@ -198,7 +197,7 @@ class Jobs(EnginePart):
             due_at=due_at,
             attempts=row[5],
             locked_by=row[6],
-            locked_until=times.time(row[7]),
+            locked_until=read_time(row[7]),
             last_error=None,
             status="running",
             kind=row[8],

@@ -560,8 +560,7 @@ class People(EnginePart):
         refusal: Refusal | None = None
         with self.db.read() as session:
             conn = session.connection()
-            driver = conn.connection.driver_connection
-            reader = lists.Reader(driver, conn.dialect.name)
+            reader = lists.Reader.on(conn)
             principal = users.principal(conn, actor) if actor is not None else None
             if principal is not None:
                 supervisors = self._supervisors(conn) if principal.enforced else Supervisors()

@@ -64,22 +64,38 @@ class Reader:
         finally:
             cursor.close()
 
+    @classmethod
+    def on(cls, conn: Any) -> Reader:
+        """The driver's own connection under a SQLAlchemy one, inside its transaction."""
+        return cls(conn.connection.driver_connection, conn.dialect.name)
+
     def bind(self, value: Any) -> Any:
         """A time as its column type stores it: text on SQLite, aware on PostgreSQL."""
         if isinstance(value, datetime) and self.dialect == "sqlite":
-            if value.tzinfo is None:
-                raise ValueError("naive datetime given to the database; use UTC-aware times")
-            return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+            return sqlite_time(value)
         return value
 
     def time(self, value: Any) -> datetime | None:
-        """A time as read back: UTC-aware, whatever the driver gave."""
-        if value is None:
-            return None
-        if isinstance(value, str):
-            value = datetime.fromisoformat(value)
-        assert isinstance(value, datetime)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return read_time(value)
+
+
+def sqlite_time(value: datetime) -> str:
+    """A UTC time as SQLAlchemy's SQLite DateTime type stores it (so that comparisons
+    in SQL and the values read back agree with rows written through SQLAlchemy)."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the database; use UTC-aware times")
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def read_time(value: Any) -> datetime | None:
+    """A time as read back: UTC-aware, whatever the driver gave (text from SQLite, an
+    aware datetime from PostgreSQL)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 #: Packages publish what worklists show of an instance under this entry-point group: a
@@ -376,6 +392,8 @@ __all__ = [
     "instance_view",
     "open_reader",
     "principal",
+    "read_time",
+    "sqlite_time",
     "summary_paths",
     "supervisors",
     "worklist",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import CommandResult, Engine, InputError, NotFoundError
+from engine.reading import Reader
 from handlers.money import MoneyError
 from handlers.store import Folders, Services
 from handlers.store import picture as returns_picture
@@ -167,7 +168,7 @@ def list_evidence(engine: Engine, folders: Folders, rma: str) -> list[dict[str, 
 
 def _evidence(services: Services, rma: str) -> list[dict[str, Any]]:
     """A return's evidence files, each checked against its SHA-256 (`intact`)."""
-    reader = returns_picture.reader_of(services.conn)
+    reader = Reader.on(services.conn)
     return returns_picture.evidence(reader, services.folders, rma)
 
 
@@ -269,5 +270,5 @@ def picture(
     """Everything about one return on one page (`handlers.picture.picture`), read on
     the engine's connection."""
     with engine.db.read() as session:
-        reader = returns_picture.reader_of(session.connection())
+        reader = Reader.on(session.connection())
         return returns_picture.picture(reader, folders, rma, data)

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
 from engine.errors import ConfigurationError
+from engine.reading import sqlite_time
 
 _MARKER = re.compile(r":([a-z_][a-z0-9_]*)\b")
 
@@ -160,11 +160,3 @@ def update(
     assignments = ", ".join(f"{c} = :{c}" for c in columns)
     condition = " AND ".join(f"{w} = :b_{w}" for w in where)
     return Write(f"UPDATE {table} SET {assignments} WHERE {condition}", times)  # noqa: S608
-
-
-def sqlite_time(value: datetime) -> str:
-    """A UTC time as SQLAlchemy's SQLite DateTime type stores it (so that comparisons
-    in SQL and the values read back agree with rows written through SQLAlchemy)."""
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to the database; use UTC-aware times")
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")

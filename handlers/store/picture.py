@@ -11,14 +11,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.reading import Reader
 from handlers.money import Money
 from handlers.store import Folders
-
-if TYPE_CHECKING:
-    from sqlalchemy import Connection
 
 _HEX = frozenset("0123456789abcdef")
 
@@ -98,11 +95,6 @@ def picture(
     }
 
 
-def reader_of(conn: Connection) -> Reader:
-    """The driver's connection under a SQLAlchemy one, for the reads written here."""
-    return Reader(conn.connection.driver_connection, conn.dialect.name)
-
-
 def evidence(reader: Reader, folders: Folders, rma: str) -> list[dict[str, Any]]:
     """A return's evidence files, each checked against its SHA-256 (`intact`)."""
     rows = reader.rows(
@@ -161,6 +153,5 @@ __all__ = [
     "evidence_path",
     "intact",
     "picture",
-    "reader_of",
     "sha256_of",
 ]
