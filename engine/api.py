@@ -991,6 +991,37 @@ class Engine(People, Jobs):
         manifest = Manifest(exported_at=self.clock.now(), since=since, until=until)
         return write_export(folder, manifest, chains)
 
+    def audit_report(
+        self,
+        instance: str,
+        *,
+        actor: str | None = None,
+        evidence: Iterable[Mapping[str, Any]] = (),
+        notices: Iterable[Mapping[str, Any]] = (),
+    ) -> str:
+        """The audit report of an instance: one self-contained HTML page with the
+        diagram of its version (as deployed) showing the path it took, its timeline,
+        the hash chain's verification, and the `evidence` files (name, kind, size,
+        sha256, intact) and `notices` (id, notice, to, at, delivered) the caller keeps
+        (`engine.report`)."""
+        from engine import report
+
+        if actor is not None:
+            self.authorize(actor, "verify", "read", target=instance)
+        view = self.show(instance)
+        events = self.history(instance)
+        broken = self.verify(instance)
+        with self.db.read() as session:
+            record = self._find_instance(session, instance)
+            sources = report.deployed_sources(session, record.definition_id)
+            tree = self._restore(session.connection(), record, self.clock.now()).canonical()
+        tasks = [*tree["finished"], *((path, state) for path, state, _data in tree["live"])]
+        return report.render(
+            report.Report(
+                view, events, sources, tasks, broken, self.clock.now(), [*evidence], [*notices]
+            )
+        )
+
     # -- lookups -------------------------------------------------------------------
 
     def _restore(self, conn: Connection, row: InstanceRow | InstanceRecord, now: datetime) -> Run:
