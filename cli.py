@@ -1833,6 +1833,17 @@ def history(
         raise click.UsageError("--actor, --since and --until are for events across instances")
     else:
         found = [(instance, e) for e in obj.engine.history(instance, actor=obj.actor)]
+        if not found or found[0][1].seq > 1:  # the events before were archived
+            for kept in obj.engine.archives(instance, actor=obj.actor):
+                click.echo(
+                    f"{instance}: events 1-{kept.through_seq} were archived to {kept.folder} "
+                    f"on {_time(kept.archived_at)} by {kept.archived_by}; read them in "
+                    f"{Path(kept.folder) / 'events.jsonl'} (`artreturns audit verify "
+                    f"--export {shlex.quote(kept.folder)}` checks them).",
+                    err=as_json or as_csv,
+                )
+            if not found and not (as_json or as_csv):
+                return
     if as_json:
         across = instance is None
         _echo_json([{**({"rma": r} if across else {}), **e.to_dict()} for r, e in found])
@@ -1994,7 +2005,18 @@ def audit() -> None:
     \b
       artreturns audit verify --all
       artreturns audit export --since 2026-11-01T00:00Z -o audit-2026-11
+      artreturns audit archive --before 2026-01-01T00:00Z -o archive-2025
     """
+
+
+_new_folder_option = click.option(
+    "-o",
+    "--output",
+    "folder",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A new folder for the export.",
+)
 
 
 @audit.command(name="verify")
@@ -2014,15 +2036,18 @@ def audit_verify(
 
     INSTANCE (an RMA or #number), --all instances, or --export DIR: an export made by
     `audit export`, checked offline against its manifest (no database is opened).
-    Exit 5 when anything does not hold.
+    An archived instance (`audit archive`) holds when its chain head is the one
+    recorded with its archive; INSTANCE --export DIR also checks the archive's export
+    against that head. Exit 5 when anything does not hold.
 
     \b
       artreturns audit verify RMA-2026-000001
       artreturns audit verify --all
       artreturns audit verify --export audit-2026-11
+      artreturns audit verify RMA-2026-000001 --export archive-2025
     """
     chosen = sum(bool(x) for x in (instance, everything, export_dir))
-    if chosen != 1:
+    if chosen != 1 and not (chosen == 2 and instance and export_dir):
         raise click.UsageError("give one of INSTANCE, --all or --export DIR")
     if export_dir is not None:
         from engine.audit import verify_export
@@ -2039,7 +2064,8 @@ def audit_verify(
             f"{export_dir}: {manifest['events']} events of {len(manifest['instances'])} "
             "instance(s) intact."
         )
-        return
+        if instance is None:
+            return
     if instance is not None:
         results = [(instance, obj.engine.verify(instance, actor=obj.actor))]
     else:
@@ -2053,20 +2079,86 @@ def audit_verify(
             "The stored events were changed after they were written; compare them with a "
             "backup or an export before trusting these instances' histories.",
         )
+    archives = obj.engine.archives(instance, actor=obj.actor)
+    if export_dir is not None:
+        from engine.archive import against_export
+
+        if not archives:
+            raise InputError(
+                f"{instance} is not archived",
+                "`artreturns audit verify --export DIR` checks an export on its own.",
+            )
+        differs = against_export(archives[0], manifest)
+        if differs is not None:
+            raise HistoryBrokenError(
+                f"the export in {export_dir} does not hold the archived history: {differs}",
+                "`artreturns audit verify INSTANCE` names the folder its events went to.",
+            )
+    for kept in archives:
+        folder = shlex.quote(kept.folder)
+        click.echo(
+            f"{kept.instance}: archived to {kept.folder} (events 1-{kept.through_seq}, head "
+            f"{kept.head_hash[:12]}); verify the export with "
+            f"`artreturns audit verify --export {folder}`."
+        )
     click.echo(f"{len(results)} histor{'y' if len(results) == 1 else 'ies'} intact.")
+
+
+@audit.command(name="archive")
+@click.option(
+    "--before",
+    required=True,
+    help="Instances completed or cancelled before this time (ISO 8601).",
+)
+@_new_folder_option
+@click.option("--dry-run", is_flag=True, help="List what would be archived; change nothing.")
+@json_option
+@pass_context
+def audit_archive(obj: Context, before: str, folder: Path, dry_run: bool, as_json: bool) -> None:
+    """Move closed instances' events out of the database into an export.
+
+    The events of every instance completed or cancelled before --before are written
+    whole into a new folder, as `audit export` writes them, flushed to disk and checked;
+    only then are they deleted from the database, in one transaction that records what
+    went where (and the operation log). Instances keep their chain heads: `audit verify`
+    still holds and names the folder, `history` says where the events went. Admins only;
+    --dry-run lists what would go and changes nothing. --json: folder, before, dry_run,
+    events, events_sha256, instances (instance, instance_id, uid, status, ended_at,
+    first_seq, last_seq).
+
+    \b
+      artreturns audit archive --before 2026-01-01T00:00Z -o archive-2025 --dry-run
+      artreturns audit archive --before 2026-01-01T00:00Z -o archive-2025
+    """
+    with _progress("Archiving") as progress:
+        result = obj.engine.audit_archive(
+            folder, before=parse_time(before), dry_run=dry_run, actor=obj.actor, progress=progress
+        )
+    if as_json:
+        _echo_json(result.to_dict())
+        return
+    taken = f"{result.events} events of {len(result.instances)} instance(s)"
+    if not result.instances:
+        click.echo(f"Nothing to archive: no instance closed before {before} has events left.")
+    elif dry_run:
+        for item in result.instances:
+            click.echo(
+                f"{item.instance}  {item.status} {_time(item.ended_at)}  "
+                f"events {item.first_seq}-{item.last_seq}"
+            )
+        click.echo(f"Would archive {taken} to {folder}.")
+    else:
+        click.echo(
+            f"Archived {taken} to {folder} (events SHA-256 {result.events_sha256}); "
+            f"check it with `artreturns audit verify --export {shlex.quote(str(folder))}` and "
+            "keep a copy of its manifest where the database's owner cannot write."
+        )
 
 
 @audit.command(name="export")
 @click.option("--since", help="Events from this time (ISO 8601).")
 @click.option("--until", help="Events up to this time (ISO 8601).")
-@click.option(
-    "-o",
-    "--output",
-    "folder",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="A new folder for the export.",
-)
+@_new_folder_option
 @pass_context
 def audit_export(obj: Context, since: str | None, until: str | None, folder: Path) -> None:
     """Write events as JSON Lines and a manifest of chain heads into a new folder.

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -37,11 +37,11 @@ from engine.errors import (
     TaskNotFoundError,
 )
 from engine.forms import Form
-from engine.history import Break, ChainedEvent, EventKind, verify
+from engine.history import GENESIS_HASH, Break, ChainedEvent, EventKind, verify
 from engine.jobs import Jobs
 from engine.parts import Gate
 from engine.people import People
-from engine.permissions import may_administer, may_change, may_housekeep
+from engine.permissions import may_administer, may_archive, may_change, may_housekeep
 from engine.persistence import (
     DEFAULT_DB,
     Database,
@@ -109,7 +109,8 @@ _TASK_STEP = select(TASK.c.bpmn_id, TASK.c.name, TASK.c.kind, TASK.c.role).where
 
 
 if TYPE_CHECKING:
-    from engine.audit import Manifest
+    from engine.archive import Archive, ArchiveResult
+    from engine.audit import ExportedInstance, Manifest
 
     #: A cached instance: its row, its run, its open user tasks' ids, the claims on them.
     _Cached = tuple[InstanceRow, Run, list[str], dict[str, tuple[str, datetime]]]
@@ -908,6 +909,11 @@ class Engine(People, Jobs):
                 .order_by(EventRecord.seq)
             ).all()
             chained = (_chained(record.uid, e) for e in events)
+            from engine import archive
+
+            kept = archive.archived(session, record.id)
+            if kept:  # its events up to the archived head are in an export
+                return archive.check(kept[0], list(chained), record.event_count, record.head_hash)
             return verify(chained, record.event_count, record.head_hash)
 
     def verify_all(self, *, actor: str | None = None) -> list[tuple[str, Break | None]]:
@@ -936,7 +942,7 @@ class Engine(People, Jobs):
         """Export the events of every instance with events from `since` to `until`
         (each instance's run of events from the first in the window to the last, so
         that its chain is whole), with a manifest of chain heads (`engine.audit`)."""
-        from engine.audit import ExportedInstance, Manifest, write_export
+        from engine.audit import Manifest, write_export
 
         if actor is not None:
             self.authorize(actor, "audit export", "read", target=str(folder))
@@ -958,36 +964,7 @@ class Engine(People, Jobs):
                 .order_by(EventRecord.instance_id)
             ).all()
             for instance_id, first, last in spans:
-                record = session.get(InstanceRecord, instance_id)
-                assert record is not None
-                events = [
-                    _chained(record.uid, e)
-                    for e in session.scalars(
-                        select(EventRecord)
-                        .where(
-                            EventRecord.instance_id == instance_id,
-                            EventRecord.seq >= first,
-                            EventRecord.seq <= last,
-                        )
-                        .order_by(EventRecord.seq)
-                    )
-                ]
-                chains.append(
-                    (
-                        ExportedInstance(
-                            uid=record.uid,
-                            business_key=record.business_key,
-                            process_id=record.process_id,
-                            first_seq=first,
-                            last_seq=last,
-                            anchor=events[0].prev_hash,
-                            last_hash=events[-1].hash,
-                            head_seq=record.event_count,
-                            head_hash=record.head_hash,
-                        ),
-                        events,
-                    )
-                )
+                chains.append(_export_chain(session, instance_id, first, last))
         manifest = Manifest(exported_at=self.clock.now(), since=since, until=until)
         return write_export(folder, manifest, chains)
 
@@ -1021,6 +998,90 @@ class Engine(People, Jobs):
                 view, events, sources, tasks, broken, self.clock.now(), [*evidence], [*notices]
             )
         )
+
+    def audit_archive(
+        self,
+        folder: Path,
+        *,
+        before: datetime,
+        dry_run: bool = False,
+        actor: str,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ArchiveResult:
+        """Move the events of instances closed (completed or cancelled) before `before`
+        out of the database into a new export folder (`engine.archive`): written, made
+        durable and checked first, then deleted in one transaction with an `archive` row
+        per instance and an entry in the operation log. The instances keep their chain
+        heads, so `verify` still holds. Admins only; a `dry_run` (a read) only says what
+        would go. `progress(done, total)` follows the instances written, then deleted."""
+        from engine import archive
+        from engine.audit import Manifest, write_export
+
+        if dry_run:
+            self.authorize(actor, "audit archive", "read", target=str(folder))
+        else:
+            self._authorize(actor, "audit archive", lambda p, _: may_archive(p), folder.name)
+        with self.db.read() as session:
+            chosen = archive.closed_before(session, before)
+            earlier = {a.uid: a.head_hash for a in archive.archived(session)}
+        result = archive.ArchiveResult(str(folder), before, dry_run, chosen)
+        if dry_run or not chosen:
+            return result
+        total = 2 * len(chosen)
+        tick = progress or (lambda _done, _total: None)
+
+        def chains() -> Iterator[tuple[ExportedInstance, list[ChainedEvent]]]:
+            with self.db.read() as session:
+                for done, item in enumerate(chosen, start=1):
+                    yield _export_chain(session, item.instance_id, item.first_seq, item.last_seq)
+                    tick(done, total)
+
+        now = self.clock.now()
+        try:
+            written = write_export(
+                folder, Manifest(exported_at=now, since=None, until=None), chains()
+            )
+            archive.make_durable(folder)
+        except OSError as exc:
+            raise archive.write_failed(folder, exc) from exc
+        anchors = {i.uid: earlier.get(i.uid, GENESIS_HASH) for i in chosen}
+        archive.confirm(folder, written, anchors)
+        with self.db.connect(immediate=True) as conn:
+            archive.record(
+                conn,
+                chosen,
+                written,
+                folder=str(folder),
+                at=now,
+                actor=actor,
+                progress=lambda done: tick(len(chosen) + done, total),
+            )
+            self.log_operation(
+                conn,
+                actor,
+                "audit archive",
+                folder.name,
+                {
+                    "folder": str(folder),
+                    "before": before.isoformat(),
+                    "instances": len(chosen),
+                    "events": result.events,
+                    "events_sha256": written.events_sha256,
+                },
+            )
+        result.events_sha256 = written.events_sha256
+        return result
+
+    def archives(self, instance: str | None = None, *, actor: str | None = None) -> list[Archive]:
+        """Where archived histories are (`audit archive`): `instance`'s latest archive
+        (empty: its events were never archived), else every archived instance's."""
+        from engine import archive
+
+        if actor is not None:
+            self.authorize(actor, "history", "read", target=instance or "all")
+        with self.db.read() as session:
+            number = None if instance is None else self._instance_id(session.connection(), instance)
+            return archive.archived(session, number)
 
     # -- lookups -------------------------------------------------------------------
 
@@ -1134,6 +1195,40 @@ def _require_mapping(value: Any, what: str) -> dict[str, Any]:
                 "Keys must be names (letters, digits, underscores) not starting with '_'.",
             )
     return dict(value)
+
+
+def _export_chain(
+    session: Session, instance_id: int, first: int, last: int
+) -> tuple[ExportedInstance, list[ChainedEvent]]:
+    """An instance's events from `first` to `last`, as an export holds them."""
+    from engine.audit import ExportedInstance
+
+    record = session.get(InstanceRecord, instance_id)
+    assert record is not None
+    events = [
+        _chained(record.uid, e)
+        for e in session.scalars(
+            select(EventRecord)
+            .where(
+                EventRecord.instance_id == instance_id,
+                EventRecord.seq >= first,
+                EventRecord.seq <= last,
+            )
+            .order_by(EventRecord.seq)
+        )
+    ]
+    exported = ExportedInstance(
+        uid=record.uid,
+        business_key=record.business_key,
+        process_id=record.process_id,
+        first_seq=first,
+        last_seq=last,
+        anchor=events[0].prev_hash,
+        last_hash=events[-1].hash,
+        head_seq=record.event_count,
+        head_hash=record.head_hash,
+    )
+    return exported, events
 
 
 def _chained(uid: str, e: EventRecord) -> ChainedEvent:

@@ -138,6 +138,12 @@ def may_administer(user: Principal, what: str) -> Refusal | None:
     return None
 
 
+def may_archive(user: Principal) -> Refusal | None:
+    """Move closed instances' events out of the database into an export (`audit
+    archive`): admins only. Its dry run changes nothing and is a read."""
+    return may_administer(user, "archive histories")
+
+
 def may_read_operations(user: Principal) -> Refusal | None:
     """The operation log: admins and auditors."""
     refused = gate(user)

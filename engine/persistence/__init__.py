@@ -13,6 +13,7 @@ from engine.lazy import exports
 if TYPE_CHECKING:
     from engine.persistence.database import Database, normalise_url
     from engine.persistence.records import (
+        ArchiveRecord,
         Base,
         DefinitionRecord,
         EventRecord,
@@ -31,6 +32,7 @@ DEFAULT_DB = "sqlite:///artreturns.db"
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "engine.persistence.database": ("Database", "normalise_url"),
     "engine.persistence.records": (
+        "ArchiveRecord",
         "Base",
         "DefinitionRecord",
         "EventRecord",
@@ -48,6 +50,7 @@ __getattr__, __dir__ = exports(__name__, _EXPORTS, globals())
 
 __all__ = [
     "DEFAULT_DB",
+    "ArchiveRecord",
     "Base",
     "Database",
     "DefinitionRecord",

@@ -6,7 +6,7 @@ per running or finished instance with its state and revision, `task` the project
 of open and finished tasks that worklists read, and `event` the append-only,
 hash-chained history. `user_account` holds the people who may act and their roles,
 `operation` the hash-chained log of what happened outside any one instance (user and
-deployment changes, refusals).
+deployment changes, refusals), `archive` what `audit archive` moved out of `event`.
 """
 
 from __future__ import annotations
@@ -292,3 +292,21 @@ class OperationRecord(Base):
     details: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class ArchiveRecord(Base):
+    """Events of a closed instance moved out of `event` into an export (`audit archive`):
+    its events up to `through_seq`, whose last hash is `head_hash`, are in `folder`,
+    whose events file has the SHA-256 `events_sha256`. Rows are only ever inserted."""
+
+    __tablename__ = "archive"
+    __table_args__ = (UniqueConstraint("instance_id", "through_seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instance.id"))
+    through_seq: Mapped[int]
+    head_hash: Mapped[str] = mapped_column(String(64))
+    folder: Mapped[str] = mapped_column(String(1000))
+    events_sha256: Mapped[str] = mapped_column(String(64))
+    archived_at: Mapped[datetime]
+    archived_by: Mapped[str] = mapped_column(String(200))
