@@ -40,6 +40,7 @@ from engine import (
     InputError,
     ProcessValidationError,
     Registry,
+    ReplayDivergedError,
     SystemClock,
     parse_time,
 )
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
         FormField,
         FormView,
         InstanceView,
+        ReplayReport,
         TaskView,
         UserView,
         WorkItem,
@@ -893,9 +895,15 @@ def instances(
 
 @cli.command()
 @click.argument("instance")
+@click.option(
+    "--at",
+    "at",
+    metavar="TIME",
+    help="As it stood at TIME (ISO 8601), rebuilt by replaying its history.",
+)
 @json_option
 @pass_context
-def show(obj: Context, instance: str, as_json: bool) -> None:
+def show(obj: Context, instance: str, at: str | None, as_json: bool) -> None:
     """The whole picture of INSTANCE (an RMA or #number) on one screen.
 
     For a return: the customer, the order and its works, the request, the policy's
@@ -914,7 +922,18 @@ def show(obj: Context, instance: str, as_json: bool) -> None:
     incident_count, event_count, data, open_tasks, done_tasks) and `return`: for a
     return, an object with rma, ticket, customer, order, artworks, request, policy,
     money, evidence and notices; else null.
+
+    --at TIME shows the instance as it stood then: its status, data, open tasks (who
+    held them, their deadlines) and the steps done by then, rebuilt from its history
+    as `artreturns replay` does (the return's ledger, evidence and notices are shown
+    as of now by `show` alone; with --at, `return` is null).
+
+    \b
+      artreturns show RMA-2026-000001 --at 2026-11-20T12:00Z
     """
+    if at is not None:
+        _show_at(obj, instance, parse_time(at), as_json)
+        return
     found = _show_by_driver(obj, instance)
     if found is None:  # the engine answers (restores an old instance, records a refusal)
         view = obj.engine.show(instance, actor=obj.actor)
@@ -925,6 +944,18 @@ def show(obj: Context, instance: str, as_json: bool) -> None:
     if as_json:
         _echo_json({**view.to_dict(), "return": picture})
         return
+    _print_instance(obj, view, picture)
+
+
+def _print_instance(
+    obj: Context,
+    view: InstanceView,
+    picture: dict[str, Any] | None,
+    *,
+    then: datetime | None = None,
+) -> None:
+    """An instance on one screen (what `show` prints). `then`: the moment a view of the
+    past stands at (what was overdue then), its data a key a line."""
     incidents = f", {view.incident_count} failed task(s)" if view.incident_count else ""
     click.echo(
         f"{view.label}  {view.process_id} v{view.process_version}, {view.status}{incidents}"
@@ -937,6 +968,10 @@ def show(obj: Context, instance: str, as_json: bool) -> None:
         click.echo(f"  next timer: {_time(view.next_timer_at)}")
     if picture is not None:
         _show_return(picture)
+    elif then is not None:
+        click.echo("  data:")
+        for key, value in sorted(view.to_dict()["data"].items()):
+            click.echo(f"    {key}: {_short_value(value)}")
     else:
         data = view.to_dict()["data"]
         click.echo("  data:      " + json.dumps(data, ensure_ascii=False, sort_keys=True))
@@ -947,7 +982,7 @@ def show(obj: Context, instance: str, as_json: bool) -> None:
         table = Table(header_style="bold")
         for column in ("task", "step", "role", "held by", "due", "state"):
             table.add_column(column)
-        now = obj.now or datetime.now(UTC)
+        now = then or obj.now or datetime.now(UTC)
         for task in view.open_tasks:
             due = _time(task.due_at)
             if task.due_at is not None and task.due_at <= now and task.kind in ("user", "manual"):
@@ -991,6 +1026,41 @@ def show(obj: Context, instance: str, as_json: bool) -> None:
         console.print(table)
     if picture is not None:
         _show_return_records(picture)
+
+
+def _show_at(obj: Context, instance: str, at: datetime, as_json: bool) -> None:
+    """`show --at`: the instance as its replayed history had it at `at`."""
+    view, report = obj.engine.as_it_stood(instance, at=at, actor=obj.actor)
+    _replay_verdict(report, quiet=True)
+    if as_json:
+        _echo_json({**view.to_dict(), "return": None, "as_of": _iso(at)})
+        return
+    click.echo(
+        f"As it stood at {_time(at)} (after event {view.event_count}, {_time(view.updated_at)}):"
+    )
+    _print_instance(obj, view, None, then=at)
+
+
+def _replay_verdict(report: ReplayReport, *, quiet: bool = False) -> None:
+    """Say what did not hold in a replay, on stderr, and exit 5; a clean replay says
+    its one line unless `quiet`."""
+    if report.clean:
+        if not quiet:
+            click.echo(report.summary())
+        return
+    for problem in report.problems:
+        click.echo(f"PROBLEM {problem}", err=True)
+    divergence = report.replayed.divergence
+    if divergence is not None:
+        click.echo(f"DIVERGED at {divergence.headline()}", err=True)
+        for line in divergence.details:
+            click.echo(f"  {line}", err=True)
+    raise ReplayDivergedError(
+        report.summary(),
+        "The history does not rebuild the instance as recorded: the definition it ran "
+        "under, the engine's code or the events were changed. Compare with an export "
+        "(`artreturns audit verify --export DIR`) before trusting this instance.",
+    )
 
 
 def _money(value: Any) -> str:
@@ -1809,8 +1879,8 @@ def history(
     everything one person did, or what happened in a period. --json gives every event
     whole (seq, at, actor, kind, bpmn_id, task_name, task_id, data, process_id,
     process_version, state_digest, hash; across instances also `rma`); `data.intent`
-    is the command that asked for it, `data.changed` (of task_completed) each changed
-    key's [before, after]. --csv gives the columns rma, seq, at, actor, kind, step,
+    is the command that asked for it, `data.changed` each key a step changed as
+    [before, after]. --csv gives the columns rma, seq, at, actor, kind, step,
     task, what, hash.
 
     \b
@@ -1916,6 +1986,14 @@ def _short_value(value: Any) -> str:
     return text if len(text) <= STORY_VALUE_LIMIT else text[: STORY_VALUE_LIMIT - 1] + "…"
 
 
+def _changed_lines(changed: dict[str, Any]) -> list[str]:
+    """A step's data changes, a key a line: before -> after."""
+    return [
+        f"  {key}: {_short_value(old)} -> {_short_value(new)}"
+        for key, (old, new) in sorted(changed.items())
+    ]
+
+
 def _story(event: EventView) -> str:
     """One event in words, with what it changed and the command that asked for it."""
     data = event.data
@@ -1925,16 +2003,20 @@ def _story(event: EventView) -> str:
     if kind == "started":
         lines.append(f"started {event.process_id}")
         lines += [f"  {k}: {_short_value(v)}" for k, v in sorted(data.get("data", {}).items())]
+        lines += _changed_lines(data.get("changed", {}))
     elif kind == "task_completed":
         lines.append(f"completed {step}")
         changed = data.get("changed")
         if changed is None:  # recorded before changes were: the data given
             changed = {k: [None, v] for k, v in data.get("data", {}).items()}
-        for key, (old, new) in sorted(changed.items()):
-            lines.append(f"  {key}: {_short_value(old)} -> {_short_value(new)}")
+        lines += _changed_lines(changed)
     elif kind == "handler_result":
         lines.append(f"{step}: {data.get('operator')} ran")
-        lines += [f"  {k}: {_short_value(v)}" for k, v in sorted(data.get("result", {}).items())]
+        if "changed" in data:
+            lines += _changed_lines(data["changed"])
+        else:  # recorded before changes were: the result
+            result = sorted(data.get("result", {}).items())
+            lines += [f"  {k}: {_short_value(v)}" for k, v in result]
     elif kind == "handler_failed":
         lines.append(
             f"{step}: {data.get('operator')} failed (attempt {data.get('attempt')}): "
@@ -1944,14 +2026,17 @@ def _story(event: EventView) -> str:
         lines.append(
             f"{step}: {data.get('operator')} raised '{data.get('code')}': {data.get('message')}"
         )
+        lines += _changed_lines(data.get("changed", {}))
     elif kind == "timer_fired":
         names = ", ".join(t.get("name") or t.get("bpmn_id", "") for t in data.get("timers", []))
         lines.append(f"time was up: {names}")
+        lines += _changed_lines(data.get("changed", {}))
     elif kind == "escalated":
         lines.append(f"{step} was not done in time: escalated to {data.get('role')}")
     elif kind == "message":
         lines.append(f"message '{data.get('name')}' arrived")
         lines += [f"  {k}: {_short_value(v)}" for k, v in sorted(data.get("payload", {}).items())]
+        lines += _changed_lines(data.get("changed", {}))
     elif kind == "retried":
         lines.append(f"retried {step} (after {data.get('attempts_so_far')} attempt(s))")
     elif kind == "cancelled":
@@ -1996,6 +2081,78 @@ def verify(obj: Context, instance: str) -> None:
         "The stored events were changed after they were written; compare them with a "
         "backup or an export before trusting this instance's history.",
     )
+
+
+@cli.command()
+@click.argument("instance")
+@click.option(
+    "--until",
+    "until",
+    metavar="EVENT|TIME",
+    help="Stop after this event number, or at the last event at or before this time, "
+    "and show the instance as it stood then.",
+)
+@click.option(
+    "--export",
+    "export_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Replay the events of this export (or archive) folder in place of the database's.",
+)
+@json_option
+@pass_context
+def replay(
+    obj: Context, instance: str, until: str | None, export_dir: Path | None, as_json: bool
+) -> None:
+    """Rebuild INSTANCE from its recorded events alone and check every step.
+
+    The instance is started again from nothing under the process version its events
+    were recorded with (the definition stored when it was deployed, never today's
+    files), and each event is applied in order: the start data, each task's data,
+    each handler's recorded result (no handler runs), messages, timers, with the
+    clock at each event's time. After every event the rebuilt state is compared with
+    the digest recorded then. A clean replay prints one line; the first divergence
+    is explained (which event and step, which data keys, recorded against rebuilt,
+    where the history goes on) and the exit code is 5. The stored definition is
+    checked against the hash the instance started under, and the hash chain too.
+
+    With --until, the instance is shown as it stood after that event (a number) or
+    at that time: its status, data, open tasks, who held them and their deadlines.
+    --json gives the report (instance, process_id, version, events, replayed, clean,
+    problems, divergence) and, with --until, the instance as `show --json` gives it.
+    --export DIR replays the events an export or an archive holds (checked against its
+    manifest first): an archived instance's events are only there.
+
+    \b
+      artreturns replay RMA-2026-000001
+      artreturns replay RMA-2026-000001 --until 12
+      artreturns replay RMA-2026-000001 --until 2026-11-20T12:00Z --json
+      artreturns replay RMA-2025-000042 --export archive-2025
+    """
+    if until is None:
+        report = obj.engine.replay(instance, export=export_dir, actor=obj.actor)
+        if as_json:
+            _echo_json(report.as_dict())
+            if not report.clean:
+                raise SystemExit(ReplayDivergedError.exit_code)
+            return
+        _replay_verdict(report)
+        return
+    seq = int(until) if until.strip().isdigit() else None
+    view, report = obj.engine.as_it_stood(
+        instance,
+        at=parse_time(until) if seq is None else None,
+        until_seq=seq,
+        export=export_dir,
+        actor=obj.actor,
+    )
+    if as_json:
+        _echo_json({**report.as_dict(), "instance_then": view.to_dict() if report.clean else None})
+        if not report.clean:
+            raise SystemExit(ReplayDivergedError.exit_code)
+        return
+    _replay_verdict(report)
+    click.echo("")
+    _print_instance(obj, view, None, then=view.updated_at)
 
 
 @cli.group()

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         Problem,
         ProcessError,
         ProcessValidationError,
+        ReplayDivergedError,
         TaskNotFoundError,
         UnsafeDocumentError,
     )
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from engine.jobs import JobOutcome, JobView
     from engine.persistence import DEFAULT_DB, Database
     from engine.registry import BpmnError, Handler, Registry, TaskContext
+    from engine.replay import ReplayReport
     from engine.roles import Role, Roles
     from engine.runner import Settings
     from engine.views import (
@@ -90,6 +92,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "Problem",
         "ProcessError",
         "ProcessValidationError",
+        "ReplayDivergedError",
         "TaskNotFoundError",
         "UnsafeDocumentError",
     ),
@@ -98,6 +101,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "engine.jobs": ("JobOutcome", "JobView"),
     "engine.persistence": ("DEFAULT_DB", "Database"),
     "engine.registry": ("BpmnError", "Handler", "Registry", "TaskContext"),
+    "engine.replay": ("ReplayReport",),
     "engine.roles": ("Role", "Roles"),
     "engine.runner": ("Settings",),
     "engine.views": (
@@ -161,6 +165,8 @@ __all__ = [
     "ProcessValidationError",
     "ProcessView",
     "Registry",
+    "ReplayDivergedError",
+    "ReplayReport",
     "Role",
     "Roles",
     "Settings",

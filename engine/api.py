@@ -62,9 +62,11 @@ from engine.runner import (
     Settings,
     Work,
     business_key_taken,
+    changes,
     instance_data,
     load_instance,
     new_instance,
+    top_level,
 )
 from engine.views import (
     CommandResult,
@@ -79,6 +81,7 @@ from engine.views import (
 if TYPE_CHECKING:  # imported when an instance is run: `tasks` needs neither
     from engine.audit import Manifest
     from engine.evaluator import Evaluator
+    from engine.replay import ReplayReport
     from engine.spiff import Run, SpecBundle
 
 log = logging.getLogger("artreturns.engine")
@@ -370,7 +373,13 @@ class Engine(People, Jobs):
             work.intent = self.intent
             work.record_event(
                 EventKind.STARTED,
-                {"data": dict(payload), "business_key": key, "definition": definition.content_hash},
+                {
+                    "data": dict(payload),
+                    "business_key": key,
+                    "definition": definition.content_hash,
+                    # What the steps up to the first wait made of the data given.
+                    "changed": changes(top_level(payload), top_level(run.data)),
+                },
             )
             work.run_handlers()
             instance, events = work.save()
@@ -868,6 +877,138 @@ class Engine(People, Jobs):
             ).all()
             return [EventView.of(e) for e in events]
 
+    def replay(
+        self,
+        instance: str,
+        *,
+        until_seq: int | None = None,
+        until: datetime | None = None,
+        export: Path | None = None,
+        actor: str | None = None,
+    ) -> ReplayReport:
+        """Rebuild an instance from its recorded events alone, under the definition
+        version they were recorded with, and check each step against its recorded
+        digest (`engine.replay`); stop after event `until_seq`, or at the last event
+        at or before `until`. With `export` (a folder made by `audit export` or
+        `audit archive`), the events it holds are replayed in place of the database's
+        (an archived instance's events are only there)."""
+        if actor is not None:
+            self.authorize(actor, "replay", "read", target=instance)
+        report, _record, _tasks = self._replay(instance, until_seq, until, export)
+        return report
+
+    def as_it_stood(
+        self,
+        instance: str,
+        *,
+        at: datetime | None = None,
+        until_seq: int | None = None,
+        export: Path | None = None,
+        actor: str | None = None,
+    ) -> tuple[InstanceView, ReplayReport]:
+        """The instance as it stood at `at` (after its last event at or before then) or
+        after event `until_seq`, rebuilt by replaying its history, with the replay's
+        report (when it is not clean, the view holds no data and no tasks)."""
+        from engine.replay import view_at
+        from engine.spiff import Run
+
+        if actor is not None:
+            self.authorize(actor, "show", "read", target=instance)
+        report, record, tasks = self._replay(instance, until_seq, at, export)
+        if report.replayed.divergence is not None or report.replayed.run is None:
+            return InstanceView.of(record, {}, [], []), report
+        ids_now: dict[tuple[str, int], str] = {}
+        if record.status == STATUS_RUNNING:
+            with self.db.connect() as conn:
+                current = Run.restore(
+                    self._bundle(conn, record.definition_id),
+                    record.state,
+                    record.serializer_version,
+                    self.evaluator,
+                    self.clock.now,
+                )
+            ids_now = {(t.ref.path, t.ref.ordinal): t.id for t in current.open_tasks()}
+        return view_at(record, report.replayed, tasks, ids_now), report
+
+    def _replay(
+        self, instance: str, until_seq: int | None, until: datetime | None, export: Path | None
+    ) -> tuple[ReplayReport, InstanceRecord, list[TaskRecord]]:
+        from engine import archive
+        from engine.audit import exported_events
+        from engine.replay import ReplayReport, definition_problems, replay
+        from engine.spiff import load_specs
+
+        problems: list[str] = []
+        with self.db.read() as session:
+            record = self._find_instance(session, instance)
+            session.expunge(record)
+            events = [
+                _chained(record.uid, e)
+                for e in session.scalars(
+                    select(EventRecord)
+                    .where(EventRecord.instance_id == record.id)
+                    .order_by(EventRecord.seq)
+                )
+            ]
+            label = record.business_key or f"#{record.id}"
+            moved_out = archive.archived(session, record.id)
+            if export is not None:
+                exported, problems = exported_events(export, record.uid)
+                if not exported:
+                    raise InputError(f"{label} has no events in {export}")
+                merged = {e.seq: e for e in events} | {e.seq: e for e in exported}
+                events = [merged[seq] for seq in sorted(merged)]
+            elif moved_out and (not events or events[0].seq != 1):
+                where = moved_out[-1]
+                raise InvalidStateError(
+                    f"{label}: its events 1-{where.through_seq} were archived to {where.folder}",
+                    f"Replay it from there: `artreturns replay {label} --export {where.folder}`.",
+                )
+            process_id = events[0].process_id if events else record.process_id
+            version = events[0].process_version if events else record.process_version
+            definition = definitions.find_definition(session, process_id, version)
+            spec_json, content_hash = definition.spec_json, definition.content_hash
+            elements = list(definition.elements or [])
+            tasks = list(
+                session.scalars(
+                    select(TaskRecord)
+                    .where(TaskRecord.instance_id == record.id)
+                    .order_by(TaskRecord.created_at, TaskRecord.id)
+                )
+            )
+            for task in tasks:
+                session.expunge(task)
+        problems += definition_problems(events, content_hash, spec_json, elements)
+        broken = verify(events, record.event_count, record.head_hash)
+        if broken is not None:
+            problems.append(f"the hash chain is broken at event {broken.seq}: {broken.reason}")
+        moved = next(
+            (e for e in events if (e.process_id, e.process_version) != (process_id, version)),
+            None,
+        )
+
+        def stop(event: ChainedEvent) -> bool:
+            if moved is not None and event.seq >= moved.seq:
+                return True
+            if until_seq is not None and event.seq > until_seq:
+                return True
+            return until is not None and event.at > until
+
+        if moved is not None and (until_seq is None or until_seq >= moved.seq):
+            problems.append(
+                f"event {moved.seq} runs under {moved.process_id} v{moved.process_version}: "
+                "replaying an instance moved to another version is not supported; the "
+                "replay stops before it"
+            )
+        if until is not None and events and events[0].at > until:
+            raise InputError(
+                f"{label} did not exist yet at {until.isoformat()}",
+                f"It was started at {events[0].at.isoformat()}.",
+            )
+        replayed = replay(events, load_specs(spec_json), self.evaluator, stop=stop)
+        report = ReplayReport(label, process_id, version, len(events), replayed, problems)
+        return report, record, tasks
+
     def events(
         self,
         *,
@@ -988,6 +1129,7 @@ class Engine(People, Jobs):
         view = self.show(instance)
         events = self.history(instance)
         broken = self.verify(instance)
+        replayed = self.replay(instance) if events else None
         with self.db.read() as session:
             record = self._find_instance(session, instance)
             sources = report.deployed_sources(session, record.definition_id)
@@ -995,7 +1137,15 @@ class Engine(People, Jobs):
         tasks = [*tree["finished"], *((path, state) for path, state, _data in tree["live"])]
         return report.render(
             report.Report(
-                view, events, sources, tasks, broken, self.clock.now(), [*evidence], [*notices]
+                view,
+                events,
+                sources,
+                tasks,
+                broken,
+                self.clock.now(),
+                [*evidence],
+                [*notices],
+                replayed,
             )
         )
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import InputError
-from engine.history import GENESIS_HASH, ChainedEvent, event_hash
+from engine.history import GENESIS_HASH, ChainedEvent, rehash
 
 FORMAT = "artreturns-audit-export/1"
 EVENTS = "events.jsonl"
@@ -178,22 +178,7 @@ def _check_chain(instance: dict[str, Any], lines: list[dict[str, Any]]) -> tuple
             return expected_seq, f"event {expected_seq} is missing (found {seq})"
         if line["prev_hash"] != expected_prev:
             return seq, "its previous-hash does not match the event before it"
-        recomputed = event_hash(
-            prev_hash=line["prev_hash"],
-            instance_uid=line["instance"],
-            seq=seq,
-            at=datetime.fromisoformat(line["at"]),
-            actor=line["actor"],
-            kind=line["kind"],
-            bpmn_id=line["bpmn_id"],
-            task_name=line["task_name"],
-            task_id=line["task_id"],
-            data=line["data"],
-            process_id=line["process_id"],
-            process_version=int(line["process_version"]),
-            state_digest=line["state_digest"],
-        )
-        if recomputed != line["hash"]:
+        if rehash(chained_line(line)) != line["hash"]:
             return seq, "its content does not match its hash (it was changed)"
         expected_prev = line["hash"]
         expected_seq += 1
@@ -204,6 +189,39 @@ def _check_chain(instance: dict[str, Any], lines: list[dict[str, Any]]) -> tuple
     return None
 
 
+def chained_line(line: dict[str, Any]) -> ChainedEvent:
+    """An exported line as the event it was."""
+    return ChainedEvent(
+        instance_uid=str(line["instance"]),
+        seq=int(line["seq"]),
+        at=datetime.fromisoformat(line["at"]),
+        actor=line["actor"],
+        kind=line["kind"],
+        bpmn_id=line["bpmn_id"],
+        task_name=line["task_name"],
+        task_id=line["task_id"],
+        data=line["data"],
+        process_id=line["process_id"],
+        process_version=int(line["process_version"]),
+        state_digest=line["state_digest"],
+        prev_hash=line["prev_hash"],
+        hash=line["hash"],
+    )
+
+
+def exported_events(folder: Path, uid: str) -> tuple[list[ChainedEvent], list[str]]:
+    """One instance's events in an export, oldest first, with what does not hold in the
+    export (its digest, or that instance's chain)."""
+    manifest, breaks = verify_export(folder)
+    problems = [str(b) for b in breaks if b.instance is None]
+    described = {str(i["uid"]): i for i in manifest["instances"]}
+    if uid in described:
+        label = described[uid].get("business_key") or uid
+        problems += [str(b) for b in breaks if b.instance == label]
+    events = [chained_line(line) for line in _lines(folder / EVENTS) if line["instance"] == uid]
+    return events, problems
+
+
 __all__ = [
     "EVENTS",
     "FORMAT",
@@ -212,6 +230,8 @@ __all__ = [
     "ExportBreak",
     "ExportedInstance",
     "Manifest",
+    "chained_line",
+    "exported_events",
     "verify_export",
     "write_export",
 ]

@@ -163,6 +163,12 @@ class HistoryBrokenError(EngineError):
     exit_code = 5
 
 
+class ReplayDivergedError(EngineError):
+    """Replaying an instance's history did not rebuild the states it recorded."""
+
+    exit_code = 5
+
+
 class PermissionDeniedError(EngineError):
     """The acting user may not do this."""
 

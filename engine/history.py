@@ -162,6 +162,25 @@ def chain(
     return chained
 
 
+def rehash(event: ChainedEvent) -> str:
+    """The hash a stored event's content and previous hash give."""
+    return event_hash(
+        prev_hash=event.prev_hash,
+        instance_uid=event.instance_uid,
+        seq=event.seq,
+        at=event.at,
+        actor=event.actor,
+        kind=event.kind,
+        bpmn_id=event.bpmn_id,
+        task_name=event.task_name,
+        task_id=event.task_id,
+        data=event.data,
+        process_id=event.process_id,
+        process_version=event.process_version,
+        state_digest=event.state_digest,
+    )
+
+
 @dataclass(frozen=True)
 class Break:
     """The first place where a stored chain does not hold."""
@@ -179,22 +198,7 @@ def verify(events: Iterable[ChainedEvent], head_seq: int, head_hash: str) -> Bre
             return Break(expected_seq, f"event {expected_seq} is missing (found {event.seq})")
         if event.prev_hash != expected_prev:
             return Break(event.seq, "its previous-hash does not match the event before it")
-        recomputed = event_hash(
-            prev_hash=event.prev_hash,
-            instance_uid=event.instance_uid,
-            seq=event.seq,
-            at=event.at,
-            actor=event.actor,
-            kind=event.kind,
-            bpmn_id=event.bpmn_id,
-            task_name=event.task_name,
-            task_id=event.task_id,
-            data=event.data,
-            process_id=event.process_id,
-            process_version=event.process_version,
-            state_digest=event.state_digest,
-        )
-        if recomputed != event.hash:
+        if rehash(event) != event.hash:
             return Break(event.seq, "its content does not match its hash (it was changed)")
         expected_prev = event.hash
         expected_seq += 1

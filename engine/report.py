@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 from markupsafe import Markup
@@ -42,6 +42,9 @@ from engine.history import Break
 from engine.persistence import DefinitionRecord, SourceFileRecord
 from engine.views import EventView, InstanceView
 from engine.xmlsafe import parse_document
+
+if TYPE_CHECKING:
+    from engine.replay import ReplayReport
 
 TEMPLATES = Path(__file__).parent / "templates"
 TEMPLATE = "audit_report.html.j2"
@@ -103,6 +106,8 @@ class Report:
     made_at: datetime
     evidence: Sequence[Mapping[str, Any]] = ()
     notices: Sequence[Mapping[str, Any]] = ()
+    #: The replay of the history (`engine.replay`), when it was made.
+    replay: ReplayReport | None = None
 
 
 def deployed_sources(session: Session, definition_id: int) -> list[Source]:
@@ -249,9 +254,10 @@ def _value(raw: Any) -> str:
 
 
 def changes(event: EventView) -> list[tuple[str, str, str | None]]:
-    """What an event changed, as (what, value or after, before): the keys a completed
-    task changed with their values before; the data an instance started with; a
-    handler's result; a message's payload; every other detail the event records."""
+    """What an event changed, as (what, value or after, before): the keys a step changed
+    with their values before (recorded since replay came; before that, a handler's
+    result); the data an instance started with; a message's payload; every other
+    detail the event records."""
     data = event.data
     rows: list[tuple[str, str, str | None]] = []
     changed = data.get("changed")
@@ -259,9 +265,12 @@ def changes(event: EventView) -> list[tuple[str, str, str | None]]:
         for key, pair in sorted(changed.items()):
             old, new = pair if isinstance(pair, list) and len(pair) == 2 else (None, pair)
             rows.append((key, _value(new), _value(old)))
+    # What the changes already say: a completed task's data, a handler's result. The data
+    # an instance started with comes before what its first steps made of it.
+    covered = {"data", "result"} if changed is not None and event.kind != "started" else set()
     for nested in ("data", "result", "payload"):
         inner = data.get(nested)
-        if isinstance(inner, dict) and not (nested == "data" and changed is not None):
+        if isinstance(inner, dict) and nested not in covered:
             rows += [(key, _value(v), None) for key, v in sorted(inner.items())]
     skip = _NOT_CHANGES | {"changed", "data", "result", "payload"}
     rows += [(key, _value(v), None) for key, v in sorted(data.items()) if key not in skip]
@@ -304,6 +313,7 @@ def render(report: Report) -> str:
         evidence=report.evidence,
         notices=report.notices,
         made_at=report.made_at,
+        replay=report.replay,
     )
 
 

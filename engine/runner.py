@@ -377,6 +377,10 @@ class Work:
         self, kind: str, data: Mapping[str, Any], task: OpenTask | None = None
     ) -> None:
         recorded = dict(data)
+        ran_at = self.run.clock()
+        if ran_at != self.now:
+            # What a fired timer started ran as of when it fell due: replay needs that.
+            recorded["clock"] = ran_at.isoformat()
         if self.intent is not None:
             recorded["intent"] = self.intent
             self.intent = None  # one command, one intent: on its first event
@@ -401,6 +405,7 @@ class Work:
             return []
         fired_all: list[OpenTask] = []
         for _ in range(MAX_TIMER_ROUNDS):
+            before = top_level(self.run.data)
             fired = self.run.fire_earliest_due()
             if not fired:
                 break
@@ -418,7 +423,8 @@ class Work:
                             "due_at": t.due_at.isoformat() if t.due_at else None,
                         }
                         for t in fired
-                    ]
+                    ],
+                    "changed": changes(before, top_level(self.run.data)),
                 },
             )
             # What this round started (a reminder's notice) runs before the next round,
@@ -477,10 +483,10 @@ class Work:
         self.record_event(kind, data, task)
 
     def complete_user_task(self, task_id: str, data: Mapping[str, Any]) -> OpenTask:
-        before = _top_level(self.run.data)
+        before = top_level(self.run.data)
         task = self.run.complete_user_task(task_id, data)
         self.completed[task.id] = self.actor
-        changed = _changes(before, _top_level(self.run.data))
+        changed = changes(before, top_level(self.run.data))
         self.record_event(
             EventKind.TASK_COMPLETED,
             {"ref": task.ref.as_dict(), "data": dict(data), "changed": changed},
@@ -490,11 +496,19 @@ class Work:
 
     def deliver_message(self, name: str, payload: Mapping[str, Any]) -> None:
         waiting = {t.id for t in self.run.message_waits()}
+        before = top_level(self.run.data)
         self.run.deliver_message(name, payload)
         still = {t.id for t in self.run.message_waits()}
         for task_id in waiting - still:
             self.completed[task_id] = "message"
-        self.record_event(EventKind.MESSAGE, {"name": name, "payload": dict(payload)})
+        self.record_event(
+            EventKind.MESSAGE,
+            {
+                "name": name,
+                "payload": dict(payload),
+                "changed": changes(before, top_level(self.run.data)),
+            },
+        )
 
     def cancel(self, reason: str) -> None:
         self.run.cancel()
@@ -572,6 +586,7 @@ class Work:
                 )
             canonical_json(result)  # refuses what cannot be stored
         except BpmnError as error:
+            before = top_level(self.run.data)
             if self.run.throw_error(task.id, error.code, error.payload):
                 self.completed[task.id] = "error"
                 self.record_event(
@@ -584,6 +599,7 @@ class Work:
                         "payload": error.payload,
                         "attempt": attempt,
                         "ref": task.ref.as_dict(),
+                        "changed": changes(before, top_level(self.run.data)),
                     },
                     task,
                 )
@@ -599,6 +615,7 @@ class Work:
             log.warning("handler %s failed on %s: %s", call.operator, task.id, exc)
             self._fail(task, call.operator, _describe_exception(exc), attempt)
             return
+        before = top_level(self.run.data)
         self.run.complete_service_task(task.id, result)
         self.completed[task.id] = "handler"
         self.record_event(
@@ -609,6 +626,7 @@ class Work:
                 "result": dict(result),
                 "ref": task.ref.as_dict(),
                 "attempt": attempt,
+                "changed": changes(before, top_level(self.run.data)),
             },
             task,
         )
@@ -960,12 +978,19 @@ def _short(value: Any) -> str | None:
     return str(value)[:SUMMARY_TEXT_LIMIT]
 
 
-def _top_level(data: Mapping[str, Any]) -> dict[str, str]:
-    """Each top-level data key with its value as canonical JSON text."""
-    return {str(key): canonical_json(value) for key, value in data.items()}
+def top_level(data: Mapping[str, Any]) -> dict[str, str]:
+    """Each top-level data key with its value as canonical JSON text (a value that has
+    none, which the save then refuses, by its type)."""
+    found: dict[str, str] = {}
+    for key, value in data.items():
+        try:
+            found[str(key)] = canonical_json(value)
+        except (TypeError, ValueError):
+            found[str(key)] = canonical_json(f"<{type(value).__name__}>")
+    return found
 
 
-def _changes(before: Mapping[str, str], after: Mapping[str, str]) -> dict[str, list[Any]]:
+def changes(before: Mapping[str, str], after: Mapping[str, str]) -> dict[str, list[Any]]:
     """The top-level keys whose value a step changed: key -> [before, after] (None for
     a key that was not there)."""
     changed: dict[str, list[Any]] = {}

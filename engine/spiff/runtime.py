@@ -169,6 +169,10 @@ class Run:
         """Move a cached run to the next command's clock."""
         self._now = now
 
+    def clock(self) -> datetime:
+        """The time the run's transitions are taking place at."""
+        return self._now()
+
     def dump(self) -> str:
         return dump_workflow(self._wf)
 

@@ -137,6 +137,11 @@ def test_the_page_has_the_timeline_evidence_notices_and_verdict(
     assert [row.findall("td")[1].text for row in shown] == sent
     assert tree.get_element_by_id("verification").find(".//span").get("data-verified") == ("intact")
     assert history[-1]["hash"] in page  # the chain head
+    replay = tree.get_element_by_id("replay")
+    assert replay.find(".//span").get("data-replay") == "clean"
+    assert f"rebuilt from its {len(history)} events alone" in " ".join(
+        replay.text_content().split()
+    )
 
 
 def test_a_broken_chain_is_reported(tmp_path: Path) -> None:
@@ -148,6 +153,9 @@ def test_a_broken_chain_is_reported(tmp_path: Path) -> None:
     verdict = html.fromstring(out.read_text(encoding="utf-8")).get_element_by_id("verification")
     assert verdict.find(".//span").get("data-verified") == "broken"
     assert "BROKEN at event 3" in verdict.text_content()
+    replay = html.fromstring(out.read_text(encoding="utf-8")).get_element_by_id("replay")
+    assert replay.find(".//span").get("data-replay") == "diverged"
+    assert "the hash chain is broken at event 3" in replay.text_content()
 
 
 def test_nothing_is_fetched_and_everything_is_escaped(made: tuple[Cli, str, Path]) -> None:

@@ -387,7 +387,11 @@ def test_intermediate_message_catch_puts_the_payload_in_the_data(engine: Engine)
         ("completed", None),
     ]
     [message] = [e for e in engine.history("M-1") if e.kind == "message"]
-    assert message.data == {"name": "payment_received", "payload": {"amount": 120}}
+    assert message.data == {
+        "name": "payment_received",
+        "payload": {"amount": 120},
+        "changed": {"payment": [None, {"amount": 120}]},
+    }
     assert engine.show("M-1").data["payment"] == {"amount": 120}
     done(engine, "M-1")
 
