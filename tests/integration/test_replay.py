@@ -15,7 +15,7 @@ from engine.canonical import canonical_json, load_data
 from engine.history import PendingEvent, chain
 from engine.persistence import DefinitionRecord, EventRecord, InstanceRecord
 from engine.spiff.compiler import SourceFile, compile_sources
-from tests.support import BPMN, T0, clock_of
+from tests.support import BPMN, T0, Recorder, clock_of, fixture
 
 ACTOR = "ops"
 FILES = ("rule_after_entry.bpmn", "tier_decision.dmn")
@@ -214,3 +214,41 @@ def test_an_archived_history_is_replayed_from_its_archive(
     report = engine.replay("R-1", export=folder)
     assert any("does not match the digest" in p for p in report.problems), report.problems
     assert report.replayed.divergence is not None
+
+
+def test_timers_and_their_handlers_replay_as_of_when_they_fell_due_without_calling_them(
+    engine: Engine, recorder: Recorder
+) -> None:
+    """A reminder and a lapse that fell due days apart fire in one run; what they start
+    runs as of their due times, which the events record, and replay feeds the handlers'
+    recorded results instead of calling them."""
+    engine.deploy(fixture("timers_catch_up.bpmn"), actor="owner")
+    engine.start("timers_catch_up", {}, business_key="T-1", actor=ACTOR)
+    clock_of(engine).set(T0 + timedelta(days=21))
+    engine.run_due(actor="timer")
+    clocks = [e.data.get("clock") for e in engine.history("T-1") if e.kind == "handler_result"]
+    assert clocks  # as of each timer's due time, not day 21:
+    assert all(clocks), clocks
+    calls = len(recorder.calls)
+    view, report = engine.as_it_stood("T-1", at=T0 + timedelta(days=21))
+    assert report.clean, report.as_dict()
+    assert len(recorder.calls) == calls
+    assert view.data == engine.show("T-1").data
+    assert [t.bpmn_id for t in view.open_tasks] == [
+        t.bpmn_id for t in engine.show("T-1").open_tasks
+    ]
+
+
+def test_a_failed_attempt_and_its_retry_replay_cleanly(engine: Engine, recorder: Recorder) -> None:
+    engine.deploy(fixture("review_call.bpmn"), actor="owner")
+    recorder.failures["test.double"] = RuntimeError("down")
+    engine.start("review_call", {"amount": 3}, business_key="S-1", actor=ACTOR)
+    engine.complete("S-1:review", {}, actor=ACTOR)
+    failed, _ = engine.as_it_stood("S-1", until_seq=len(engine.history("S-1")))
+    assert [(t.state, t.attempts) for t in failed.open_tasks if t.kind == "service"] == [
+        ("FAILED", 1)
+    ]
+    assert failed.incident_count == 1
+    del recorder.failures["test.double"]
+    engine.retry("S-1", actor=ACTOR)
+    assert engine.replay("S-1").clean
