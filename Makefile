@@ -52,12 +52,14 @@ format: install
 bench: install
 	$(BIN)/artreturns bench
 
-# The CLI reference, the handler catalogue and the diagram pictures are generated;
-# tests/cli/test_docs.py checks they are up to date.
+# The CLI reference, the handler catalogue, the diagram pictures and the operating manual
+# (docs/manual/) are generated; tests/cli/test_docs.py and test_manual.py check they are
+# up to date.
 docs: install
 	$(BIN)/python docs/render_cli.py cli > docs/cli.md.tmp && mv docs/cli.md.tmp docs/cli.md
 	$(BIN)/python docs/render_cli.py handlers > docs/handlers.md.tmp && mv docs/handlers.md.tmp docs/handlers.md
 	$(BIN)/python docs/render_diagrams.py
+	$(BIN)/artreturns docs --out docs/manual processes
 
 clean:
 	rm -rf $(VENV) $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm $(basename $(DEMO_DB))-data .pytest_cache .mypy_cache .ruff_cache

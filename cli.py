@@ -529,6 +529,149 @@ def validate(obj: Context, paths: tuple[str, ...]) -> None:
         click.echo(f"{item.process_id}: ok  ({item.name})")
 
 
+@cli.command()
+@click.argument("process_id")
+@data_options
+@click.option(
+    "--path",
+    "paths",
+    multiple=True,
+    type=click.Path(),
+    metavar="PATH",
+    help="Diagram files or folders to run (repeatable; default: processes/).",
+)
+@click.option(
+    "--answer",
+    "answers",
+    multiple=True,
+    metavar="STEP=JSON",
+    help="The result of a service task, the data of a user task (by id, name or, for a "
+    "service task, operator), or a message's payload (by message name). Repeatable.",
+)
+@click.option("--fire-timers", is_flag=True, help="Fire timers in order instead of stopping.")
+@json_option
+@pass_context
+def simulate(
+    obj: Context,
+    process_id: str,
+    data: str | None,
+    sets: tuple[str, ...],
+    paths: tuple[str, ...],
+    answers: tuple[str, ...],
+    fire_timers: bool,
+    as_json: bool,
+) -> None:
+    """Show the path a case would take under the diagrams on disk; nothing is stored.
+
+    Compiles and checks the files as `validate` does, starts PROCESS_ID on the data
+    and runs it with stub handlers: a service task gets its --answer, else the sample
+    its handler declares, else nothing (listed as stubbed; a handler that adds fields
+    to the data then adds none, so give them in --data). A user task is completed with
+    its --answer, or with no data when its form requires nothing; otherwise the run
+    stops there and says which fields it waits for. A message is delivered when an
+    --answer names it. Timers are reported, not waited for (--fire-timers fires them,
+    earliest first). Prints the steps in order with their role and each decision
+    table's outputs, the deadlines started, where the case stops or ends and the data
+    it changed. No database is opened. --json prints {process, files, steps,
+    deadlines, outcome, waits, error, changed, stubbed, unused_answers}.
+
+    \b
+      artreturns simulate return_request --data @case.json
+      artreturns simulate return_request --data @case.json --path /tmp/tiers/ \\
+          --answer approve_return='{"decision": "approve"}' --answer return_shipped='{}'
+    """
+    from engine.simulate import simulate as run_simulation
+
+    given: dict[str, Any] = {}
+    for item in answers:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(
+                f"--answer {item!r} is not STEP=JSON",
+                'For example --answer approve_return=\'{"decision": "approve"}\'.',
+            )
+        try:
+            given[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"--answer {key.strip()}: not valid JSON: {exc.msg}") from exc
+    result = run_simulation(
+        process_id,
+        paths or ("processes",),
+        parse_data(data, sets),
+        registry=Registry.from_entry_points(),
+        answers=given,
+        fire_timers=fire_timers,
+        start=obj.now or datetime.now(UTC),
+    )
+    if as_json:
+        _echo_json(result.to_dict())
+    else:
+        for line in result.lines():
+            click.echo(line)
+
+
+@cli.command(name="docs")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option(
+    "--out",
+    default="docs/manual",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="The folder the manual is written to.",
+)
+@click.option(
+    "--deployed",
+    is_flag=True,
+    help="From the latest deployed version of each process, not from files.",
+)
+@click.option("--check", is_flag=True, help="Write nothing; fail when --out is not up to date.")
+@pass_context
+def docs_command(
+    obj: Context, paths: tuple[str, ...], out: str, deployed: bool, check: bool
+) -> None:
+    """Write the operating manual from the diagrams: an index and a page per process.
+
+    From the files in PATHS (default: processes/, what `deploy` deploys), or with
+    --deployed from the versions deployed to the database; each page says which. Per
+    process: the steps in order with the role responsible, the deadline and what
+    happens when it passes (an escalation, a reminder), what each step records, the
+    routes out of each decision point, the decision tables it uses (every row) and
+    its diagram as SVG. Pages that no process makes any more are removed.
+
+    \b
+      artreturns docs
+      artreturns docs --out /tmp/manual processes/
+      artreturns --db prod.db docs --deployed --out manual-prod
+    """
+    from engine.manual import manual_from_database, manual_from_files, render_manual, write_manual
+
+    if deployed and paths:
+        raise click.UsageError("give PATHS or --deployed, not both")
+    manual = (
+        manual_from_database(obj.engine, obj.actor)
+        if deployed
+        else manual_from_files(paths or ("processes",))
+    )
+    pages = render_manual(manual)
+    target = Path(out)
+    if check:
+        stale = sorted(
+            name
+            for name, text in pages.items()
+            if not (target / name).is_file() or (target / name).read_text(encoding="utf-8") != text
+        )
+        if stale:
+            raise InputError(
+                f"{out} is not up to date: {', '.join(stale)}",
+                "Run `artreturns docs` (or `make docs`) and commit the result.",
+            )
+        click.echo(f"{out} is up to date ({len(pages)} files).")
+        return
+    for line in write_manual(pages, target):
+        click.echo(line)
+    click.echo(f"{out}: {len(pages)} files from {manual.source}.")
+
+
 @cli.command(name="roles")
 @json_option
 @pass_context

@@ -15,12 +15,13 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from engine.errors import ConfigurationError, HandlerNotFoundError
 
 ENTRY_POINT_GROUP = "artreturns.handlers"
 OPERATOR_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,20 @@ class TaskContext:
 
 class Handler(Protocol):
     def __call__(self, params: Mapping[str, Any], ctx: TaskContext) -> Mapping[str, Any] | None: ...
+
+
+def sample(
+    value: Mapping[str, Any] | Callable[[Mapping[str, Any]], Mapping[str, Any]],
+) -> Callable[[F], F]:
+    """Declare what a handler returns when a process is simulated (`artreturns
+    simulate`): a fixed result, or a function of the task's parameters that needs no
+    context (no database, no clock). A handler without one is stubbed with `{}`."""
+
+    def declare(handler: F) -> F:
+        setattr(handler, "sample", value)  # noqa: B010 - a function attribute mypy allows
+        return handler
+
+    return declare
 
 
 class BpmnError(Exception):

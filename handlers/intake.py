@@ -6,11 +6,21 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from engine.registry import TaskContext
+from engine.registry import TaskContext, sample
 from handlers.common import HandlerInputError, day, need, services
 from handlers.money import Money
 
 
+def _completeness_as_given(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The check over the request as given (its own evidence list): what a simulated
+    return is told."""
+    request = params.get("request") or {}
+    required = params.get("required") or []
+    missing = [name for name in required if _blank(request.get(name))]
+    return {"complete": not missing, "missing": missing}
+
+
+@sample(_completeness_as_given)
 def check_completeness(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
     """Check that every required field of a request is present and not blank.
 

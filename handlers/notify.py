@@ -6,10 +6,17 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from engine.registry import TaskContext
+from engine.registry import TaskContext, sample
 from handlers.common import HOUSE, HandlerInputError, need, rma_of, services
 
 
+def _notice_as_sent(params: Mapping[str, Any]) -> dict[str, Any]:
+    person = params.get("customer") or {}
+    locale = str(person.get("locale") or "") if isinstance(person, Mapping) else ""
+    return {"notice": params.get("notice"), "locale": locale, "subject": ""}
+
+
+@sample(_notice_as_sent)
 def customer(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
     """Send the customer a notice, in their language, once.
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from engine.registry import TaskContext
+from engine.registry import TaskContext, sample
 from handlers.common import HandlerInputError, need, rma_of, services
 
 OUTCOMES = ("open", "declined", "rejected", "lapsed", "closed", "withdrawn")
 
 
+@sample({"rma_status": "open"})
 def open_ticket(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
     """Open the return's RMA ticket (its number was given at intake).
 
@@ -22,6 +23,7 @@ def open_ticket(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
     return {"rma_status": "open"}
 
 
+@sample(lambda params: {"rma_status": params.get("outcome"), "rule": params.get("rule")})
 def close_ticket(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
     """Close the RMA ticket with the return's outcome.
 

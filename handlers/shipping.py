@@ -7,7 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any, NoReturn
 
-from engine.registry import BpmnError, TaskContext
+from engine.registry import BpmnError, TaskContext, sample
 from handlers.common import HOUSE, HandlerInputError, need, rma_of, services
 from handlers.money import Money
 from handlers.store.carrier import TrackingNumberError, parse_tracking_number
@@ -24,6 +24,26 @@ UPDATE_REFUSED = "parcel_update_refused"
 PARCEL_STATUSES = ("shipped", "in_transit", "delivered", "lost")
 
 
+def _instructions_as_planned(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The instructions without booking a label or reading the clock (a simulated
+    return): a prepaid label's carrier and number are placeholders."""
+    seller_pays = bool(params.get("seller_pays"))
+    currency = str(params.get("currency") or "CNY")
+    threshold = FINE_ART_PACKING.get(currency, FINE_ART_PACKING["CNY"])
+    value = Decimal(str(params.get("amount") or 0))
+    return {
+        "shipping": {
+            "address": HOUSE["address"],
+            "ship_by": None,
+            "seller_pays": seller_pays,
+            "fine_art_packing": value >= threshold,
+            "carrier": "prepaid label" if seller_pays else None,
+            "tracking_number": "SIMULATED1" if seller_pays else None,
+        }
+    }
+
+
+@sample(_instructions_as_planned)
 def instructions(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
     """Work out how the customer returns the work; book a prepaid label when the house pays.
 
