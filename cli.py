@@ -38,6 +38,7 @@ from engine import (
     FormValidationError,
     HistoryBrokenError,
     InputError,
+    InvalidStateError,
     ProcessValidationError,
     Registry,
     ReplayDivergedError,
@@ -1678,6 +1679,75 @@ def operations(
 
 
 @cli.command()
+@click.argument("instance", required=False)
+@click.option("--process", "process", help="Every running instance of this process.")
+@click.option(
+    "--to-version", "to_version", type=int, required=True, help="The version to move them to."
+)
+@click.option("--dry-run", is_flag=True, help="Say what would happen to each; change nothing.")
+@json_option
+@pass_context
+def migrate(
+    obj: Context,
+    instance: str | None,
+    process: str | None,
+    to_version: int,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Move running instances to a newer version of their process, where that is safe.
+
+    INSTANCE (an RMA or #number), or --process P for every running instance of P not on
+    the version yet. A move is safe when every step that ran or waits still exists in
+    the new version and no step that already ran changed there: the new version then
+    decides only what comes next. Deadlines already running keep their due times.
+    Unsafe moves are refused with the reason and change nothing; each move is a
+    `migrated` event in the instance's history. Instances not moved stay on their
+    version and finish under it. --dry-run says, for each, what would happen (any user
+    may ask; moving needs the admin role). --json gives a list of {instance,
+    process_id, from_version, to_version, safe, moved, reasons, notes}.
+
+    \b
+      artreturns migrate --process return_request --to-version 2 --dry-run
+      artreturns migrate RMA-2026-000001 --to-version 2
+    """
+    if (instance is None) == (process is None):
+        raise click.UsageError("give INSTANCE or --process P")
+    views = obj.engine.migrate(
+        instance=instance, process=process, to_version=to_version, dry_run=dry_run, actor=obj.actor
+    )
+    if as_json:
+        _echo_json([v.to_dict() for v in views])
+        return
+    if not views:
+        click.echo(f"No running instance of {process} is on another version.")
+        return
+    for view in views:
+        if view.moved:
+            verdict = f"moved v{view.from_version} -> v{view.to_version}"
+        elif view.safe:
+            verdict = f"can move v{view.from_version} -> v{view.to_version}"
+        else:
+            verdict = f"stays on v{view.from_version}"
+        click.echo(f"{view.instance}: {verdict}")
+        for reason in view.reasons:
+            click.echo(f"  because {reason}")
+        for note in view.notes:
+            click.echo(f"  {note}")
+    moved = sum(v.moved for v in views)
+    movable = sum(v.safe for v in views)
+    if dry_run:
+        click.echo(f"{movable} of {len(views)} can move to version {to_version} (dry run).")
+    else:
+        click.echo(f"{moved} of {len(views)} moved to version {to_version}.")
+    if instance is not None and not views[0].safe:
+        raise InvalidStateError(
+            f"{views[0].instance} cannot move to version {to_version}",
+            "It stays on its version and finishes under it.",
+        )
+
+
+@cli.command()
 @click.argument("instance")
 @click.option("--reason", default="", help="Why the instance is cancelled (kept in the history).")
 @json_option
@@ -2199,6 +2269,9 @@ def _story(event: EventView) -> str:
         )
     elif kind == "delegated":
         lines.append(f"gave {step} to {data.get('to')}")
+    elif kind == "migrated":
+        lines.append(f"moved from version {data.get('from_version')} to {data.get('to_version')}")
+        lines += [f"  {note}" for note in data.get("notes", [])]
     else:
         lines.append(f"{kind} {step}".strip())
     if data.get("intent"):

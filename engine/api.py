@@ -68,6 +68,7 @@ from engine.runner import (
     new_instance,
     top_level,
 )
+from engine.versions import Versions
 from engine.views import (
     CommandResult,
     DeployView,
@@ -135,7 +136,7 @@ class DueResult:
         }
 
 
-class Engine(People, Jobs):
+class Engine(People, Jobs, Versions):
     """A workflow engine over one database."""
 
     def __init__(
@@ -966,9 +967,12 @@ class Engine(People, Jobs):
                 )
             process_id = events[0].process_id if events else record.process_id
             version = events[0].process_version if events else record.process_version
-            definition = definitions.find_definition(session, process_id, version)
-            spec_json, content_hash = definition.spec_json, definition.content_hash
-            elements = list(definition.elements or [])
+            # Every version the events ran under, each with the content hash recorded
+            # when the instance started on it or moved to it.
+            stored: dict[int, tuple[str, str, list[Any]]] = {}
+            for ran in sorted({e.process_version for e in events} | {version}):
+                found = definitions.find_definition(session, process_id, ran)
+                stored[ran] = (found.spec_json, found.content_hash, list(found.elements or []))
             tasks = list(
                 session.scalars(
                     select(TaskRecord)
@@ -978,34 +982,40 @@ class Engine(People, Jobs):
             )
             for task in tasks:
                 session.expunge(task)
-        problems += definition_problems(events, content_hash, spec_json, elements)
+        for event in events:
+            if event.kind in (EventKind.STARTED, EventKind.MIGRATED):
+                spec_json, content_hash, elements = stored[event.process_version]
+                problems += definition_problems(
+                    event,
+                    f"{process_id} v{event.process_version}",
+                    content_hash,
+                    spec_json,
+                    elements,
+                )
         broken = verify(events, record.event_count, record.head_hash)
         if broken is not None:
             problems.append(f"the hash chain is broken at event {broken.seq}: {broken.reason}")
-        moved = next(
-            (e for e in events if (e.process_id, e.process_version) != (process_id, version)),
-            None,
-        )
 
         def stop(event: ChainedEvent) -> bool:
-            if moved is not None and event.seq >= moved.seq:
-                return True
             if until_seq is not None and event.seq > until_seq:
                 return True
             return until is not None and event.at > until
 
-        if moved is not None and (until_seq is None or until_seq >= moved.seq):
-            problems.append(
-                f"event {moved.seq} runs under {moved.process_id} v{moved.process_version}: "
-                "replaying an instance moved to another version is not supported; the "
-                "replay stops before it"
-            )
         if until is not None and events and events[0].at > until:
             raise InputError(
                 f"{label} did not exist yet at {until.isoformat()}",
                 f"It was started at {events[0].at.isoformat()}.",
             )
-        replayed = replay(events, load_specs(spec_json), self.evaluator, stop=stop)
+        bundles: dict[int, SpecBundle] = {}
+
+        def bundle(ran: int) -> SpecBundle:
+            if ran not in stored:
+                raise InvalidStateError(f"{process_id} version {ran} is not deployed")
+            if ran not in bundles:
+                bundles[ran] = load_specs(stored[ran][0])
+            return bundles[ran]
+
+        replayed = replay(events, bundle, self.evaluator, stop=stop)
         report = ReplayReport(label, process_id, version, len(events), replayed, problems)
         return report, record, tasks
 

@@ -39,6 +39,7 @@ class EventKind:
     CLAIMED = "claimed"
     UNCLAIMED = "unclaimed"
     DELEGATED = "delegated"
+    MIGRATED = "migrated"
 
 
 @dataclass(slots=True)

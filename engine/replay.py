@@ -43,6 +43,7 @@ CHANGING = frozenset(
         EventKind.TIMER_FIRED,
         EventKind.MESSAGE,
         EventKind.CANCELLED,
+        EventKind.MIGRATED,
     }
 )
 
@@ -104,14 +105,14 @@ class Replayed:
 
 def replay(
     events: Sequence[ChainedEvent],
-    bundle: SpecBundle,
+    bundles: Callable[[int], SpecBundle],
     evaluator: Evaluator,
     *,
     stop: Callable[[ChainedEvent], bool] | None = None,
 ) -> Replayed:
-    """Apply `events` (an instance's history from its first event) to a new run of
-    `bundle`; stop before the first event for which `stop` is true, or at the first
-    divergence."""
+    """Apply `events` (an instance's history from its first event) to a new run of the
+    version it started under (`bundles` gives each version's specs); stop before the
+    first event for which `stop` is true, or at the first divergence."""
     result = Replayed()
     for event in events:  # a ref names one task for the whole history
         ref = load_data(event.data).get("ref") if event.task_id else None
@@ -124,7 +125,7 @@ def replay(
         data = load_data(event.data)
         waiting = _open_lines(result.run)  # before the event (a failed one leaves a muddle)
         try:
-            rebuilt = _apply(result, event, data, bundle, evaluator)
+            rebuilt = _apply(result, event, data, bundles, evaluator)
         except EngineError as exc:
             result.divergence = Divergence(
                 event.seq,
@@ -161,7 +162,7 @@ def _apply(
     result: Replayed,
     event: ChainedEvent,
     data: Mapping[str, Any],
-    bundle: SpecBundle,
+    bundles: Callable[[int], SpecBundle],
     evaluator: Evaluator,
 ) -> dict[str, list[Any]] | None:
     """Apply one event; return the data changes it made, where the event records them."""
@@ -174,7 +175,7 @@ def _apply(
         if result.run is not None:
             raise EngineError("the history starts the instance twice")
         given = data.get("data") or {}
-        result.run = Run.start(bundle, given, evaluator, lambda: at)
+        result.run = Run.start(bundles(event.process_version), given, evaluator, lambda: at)
         return changes(top_level(given), top_level(result.run.data))
     run = result.run
     if run is None:
@@ -212,6 +213,13 @@ def _apply(
         run.deliver_message(str(data.get("name")), data.get("payload") or {})
     elif kind == EventKind.CANCELLED:
         run.cancel()
+    elif kind == EventKind.MIGRATED:
+        version = int(data["to_version"])
+        target = bundles(version)
+        found = run.migration(target, version)
+        if not found.safe:
+            raise EngineError(f"the move to version {version} is not safe: {found.reasons[0]}")
+        run.migrate(target, found)
     return changes(before, top_level(run.data))
 
 
@@ -356,7 +364,12 @@ class ReplayReport:
 
     def summary(self) -> str:
         done = len(self.replayed.applied)
-        under = f"under {self.process_id} v{self.version}"
+        moves = [
+            int(load_data(e.data)["to_version"])
+            for e in self.replayed.applied
+            if e.kind == EventKind.MIGRATED
+        ]
+        under = f"under {self.process_id} v{self.version}" + "".join(f" then v{v}" for v in moves)
         if not self.clean:
             return (
                 f"{self.label}: the replay does not match its history "
@@ -389,21 +402,21 @@ class ReplayReport:
 
 
 def definition_problems(
-    events: Sequence[ChainedEvent], content_hash: str, spec_json: str, elements: Sequence[Any]
+    event: ChainedEvent, where: str, content_hash: str, spec_json: str, elements: Sequence[Any]
 ) -> list[str]:
-    """Whether the stored definition is still the one the instance started under: the
-    content hash its start recorded, and the hash of the stored spec itself."""
+    """Whether the stored definition `where` is still the one the instance started
+    under or moved to at `event`: the content hash the event recorded, and the hash of
+    the stored spec itself."""
     from engine.canonical import sha256_hex
 
     problems: list[str] = []
-    started = next((e for e in events if e.kind == EventKind.STARTED), None)
-    recorded = load_data(started.data).get("definition") if started is not None else None
-    where = f"{events[0].process_id} v{events[0].process_version}" if events else "its definition"
+    recorded = load_data(event.data).get("definition")
+    how = "started under" if event.kind == EventKind.STARTED else "moved to"
     if isinstance(recorded, str) and recorded != content_hash:
         problems.append(
             f"{where} is stored with content hash {content_hash[:12]}, but the instance "
-            f"started under {recorded[:12]}: the definition was changed in place after "
-            "the instance started"
+            f"{how} {recorded[:12]} (event {event.seq}): the definition was changed in "
+            "place afterwards"
         )
     forms = [
         [e.get("process"), e.get("id"), e["form"]]
@@ -494,7 +507,7 @@ def view_at(
         "uid": instance.uid,
         "business_key": instance.business_key,
         "process_id": instance.process_id,
-        "process_version": instance.process_version,
+        "process_version": last.process_version,
         "status": replayed.status,
         "started_at": instance.started_at,
         "started_by": instance.started_by,

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
@@ -41,6 +41,9 @@ from engine.evaluator import Evaluator
 from engine.spiff.scripting import ScriptEngine, clock
 from engine.spiff.serialization import SpecBundle, dump_workflow, load_workflow
 from engine.spiff.specs import ExternalServiceTask
+
+if TYPE_CHECKING:
+    from engine.spiff.migration import Plan
 
 _OPEN = TaskState.READY | TaskState.STARTED | TaskState.WAITING
 
@@ -451,6 +454,19 @@ class Run:
 
     def cancel(self) -> None:
         self._guard(self._wf.cancel, "cancelling")
+
+    def migration(self, bundle: SpecBundle, version: int) -> Plan:
+        """Whether the run can move to `bundle` (version `version`), and what moving
+        changes (`engine.spiff.migration`)."""
+        from engine.spiff.migration import plan
+
+        return plan(self._wf, bundle, version)
+
+    def migrate(self, bundle: SpecBundle, found: Plan) -> None:
+        """Move the run to `bundle`, as the safe plan `found` says."""
+        from engine.spiff.migration import migrate
+
+        self._guard(lambda: migrate(self._wf, bundle, found), "moving to another version")
 
     # -- canonical form ------------------------------------------------------------
 

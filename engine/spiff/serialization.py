@@ -121,6 +121,14 @@ def _registry() -> Any:
 
 
 _REGISTRY = _registry()
+
+
+def registry() -> Any:
+    """The converters specs and workflows are stored with (SpiffWorkflow's diffs use
+    them to compare specs)."""
+    return _REGISTRY
+
+
 _ENCODER = create_encoder(_REGISTRY)
 _SERIALIZER = BpmnWorkflowSerializer(_REGISTRY)
 
