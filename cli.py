@@ -673,6 +673,70 @@ def docs_command(
     click.echo(f"{out}: {len(pages)} files from {manual.source}.")
 
 
+@cli.command()
+@click.argument("process_id")
+@click.option(
+    "--from",
+    "from_version",
+    type=int,
+    metavar="V",
+    help="The deployed version to compare from (default: the latest).",
+)
+@click.option(
+    "--to",
+    "to",
+    multiple=True,
+    metavar="V|PATH",
+    help="A deployed version, or diagram files and folders (default: processes/); "
+    "repeat for several paths.",
+)
+@json_option
+@pass_context
+def diff(
+    obj: Context, process_id: str, from_version: int | None, to: tuple[str, ...], as_json: bool
+) -> None:
+    """Tell what changed in a process, in business words, before you deploy it.
+
+    Compares the latest deployed version of PROCESS_ID (or --from V) with the diagram
+    files on disk, or with another deployed version (--to V): steps added, removed,
+    renamed, moved to another role, their kind, operator, form fields, deadlines and
+    scripts; flows and their conditions; the same for the processes it calls; and the
+    decision tables it uses, row by row (before → after) with their hit policy and
+    columns. Files named stand in for the version's files of the same name, so naming
+    one edited table shows that table's changes alone. Where shapes are drawn, and
+    white space, are no change. Exits 0 whether or not anything changed.
+
+    --json prints {process, from, to, changes}: each change has what (step, name,
+    role, kind, operator, deadline, timer, form field, flow, condition, decision row,
+    hit policy, ...), change (added, removed, changed), id, where (the process or
+    decision), before, after and the text.
+
+    \b
+      artreturns diff return_request
+      artreturns diff approval --from 2 --to processes/approval.bpmn
+      artreturns diff return_request --from 1 --to 2 --json
+    """
+    version = to[0].removeprefix("v") if len(to) == 1 else ""
+    to_version = int(version) if version.isdigit() and not Path(to[0]).exists() else None
+    compared = obj.engine.diff(
+        process_id,
+        from_version=from_version,
+        to_version=to_version,
+        to_paths=to if to and to_version is None else None,
+        actor=obj.actor,
+    )
+    if as_json:
+        _echo_json(compared.to_dict())
+        return
+    heading = f"{compared.process_id} {compared.before} → {compared.after}"
+    if not compared.changes:
+        click.echo(f"{heading}: no change")
+        return
+    click.echo(heading)
+    for change in compared.changes:
+        click.echo(f"  {change.line}")
+
+
 @cli.command(name="roles")
 @json_option
 @pass_context

@@ -81,6 +81,7 @@ from engine.views import (
 
 if TYPE_CHECKING:  # imported when an instance is run: `tasks` needs neither
     from engine.audit import Manifest
+    from engine.diff import Comparison
     from engine.evaluator import Evaluator
     from engine.replay import ReplayReport
     from engine.spiff import Run, SpecBundle
@@ -227,6 +228,47 @@ class Engine(People, Jobs, Versions):
             DeployView(p.process_id, 0, p.name, False, p.content_hash)
             for p in compilation.processes.values()
         ]
+
+    def diff(
+        self,
+        process_id: str,
+        *,
+        from_version: int | None = None,
+        to_version: int | None = None,
+        to_paths: Iterable[str | Path] | None = None,
+        actor: str | None = None,
+    ) -> Comparison:
+        """What changed in a process, the processes it calls and the decisions it uses
+        (`engine.diff`): from a deployed version (default: the latest) to another one
+        (`to_version`) or to diagram files and folders (`to_paths`, default processes/)."""
+        from engine import diff, report
+
+        if actor is not None:
+            self.authorize(actor, "diff", "read", target=process_id)
+        if to_version is not None and to_paths is not None:
+            raise InputError(
+                "compare with a deployed version or with files, not both",
+                "Give --to a version number or paths, once.",
+            )
+
+        def stored(session: Session, version: int | None) -> tuple[int, dict[str, bytes]]:
+            record = definitions.find_definition(session, process_id, version)
+            sources = report.deployed_sources(session, record.id)
+            return record.version, {s.name: s.content.encode("utf-8") for s in sources}
+
+        with self.db.read() as session:
+            before, old = stored(session, from_version)
+            if to_version is not None:
+                after, new = stored(session, to_version)
+                label = f"v{after}"
+        if to_version is None:
+            paths = list(to_paths or ("processes/",))
+            # The files named replace the version's files of the same name: naming one
+            # edited table compares the version with only that table changed.
+            new = {**old, **{f.name: f.content for f in definitions.collect_files(paths)}}
+            label = ", ".join(str(p) for p in paths) + " (files on disk)"
+        changes = diff.compare(process_id, old, new)
+        return diff.Comparison(process_id, f"v{before}", label, changes)
 
     def deploy(self, paths: Iterable[str | Path], actor: str) -> list[DeployView]:
         """Validate diagrams and store each changed process as a new version.
