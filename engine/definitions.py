@@ -126,10 +126,23 @@ def check(
     compilation: Compilation, registry: Registry, roles: Roles | None = None
 ) -> list[Problem]:
     """Everything wrong with the compiled processes, beyond what parsing found."""
-    from engine import evaluator
+    from engine import checks, evaluator
 
-    problems = list(compilation.problems)
+    needs = frozenset(roles.user_tasks_need) if roles is not None else frozenset()
+    names: set[str] = set()
+    for root in compilation.documents.values():
+        names |= checks.data_names(root)
+    found: list[Problem] = []
+    for file, root in compilation.documents.items():
+        found.extend(checks.check_document(root, file, needs, names))
+    # The library's word on a flow without a condition says less than ours.
+    problems = [
+        p for p in compilation.problems if not p.message.startswith(checks.LIBRARY_NO_CONDITION)
+    ]
+    problems.extend(found)
     seen: set[tuple[str, str, str]] = set()
+    # A timer already refused as not ISO 8601 is not compiled as an expression too.
+    seen.update((p.file or "", p.element or "", "timer") for p in found if "timer" in p.message)
     for process in compilation.processes.values():
         if roles is not None:
             problems.extend(_unknown_roles(compilation, process, roles, seen))
@@ -165,7 +178,7 @@ def check(
         for expression in process.expressions:
             file = expression.file or process.file
             key = (file, expression.element, expression.source)
-            if key in seen:
+            if key in seen or (file, expression.element, expression.kind) in seen:
                 continue
             seen.add(key)
             try:

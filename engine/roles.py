@@ -10,6 +10,9 @@ so a typo in a lane name cannot create a role nobody works in.
     supervisor = "customer_service_supervisor"   # optional; this is the default
 
 Every role's supervisor is a known role too. Without a roles file lanes are not checked.
+
+A top-level `user_tasks_need = ["due_time", "form"]` (before the first table) makes
+`validate` and `deploy` refuse a user task without a due-time timer or without a form.
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
+from engine.checks import USER_TASK_NEEDS
 from engine.errors import Problem
 
 ROLES_FILE = "roles.toml"
+#: The top-level key that says what every user task must have (see `Roles`).
+NEEDS_KEY = "user_tasks_need"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 
 
@@ -39,6 +45,9 @@ class Roles:
 
     roles: tuple[Role, ...]
     file: str = ROLES_FILE
+    #: What every user task of the procedure must have (`user_tasks_need`): a due-time
+    #: timer ("due_time"), a form ("form"). Checked by `validate` and `deploy`.
+    user_tasks_need: tuple[str, ...] = ()
 
     @property
     def names(self) -> list[str]:
@@ -80,6 +89,12 @@ def parse_roles(text: str, file: str = ROLES_FILE) -> tuple[Roles | None, list[P
         return None, [Problem(f"not valid TOML: {exc}", file)]
     problems: list[Problem] = []
     roles: list[Role] = []
+    needs = table.pop(NEEDS_KEY, [])
+    if not isinstance(needs, list) or any(n not in USER_TASK_NEEDS for n in needs):
+        problems.append(
+            Problem(f"'{NEEDS_KEY}' is a list of {', '.join(map(repr, USER_TASK_NEEDS))}", file)
+        )
+        needs = []
     for name, body in table.items():
         if not _NAME.match(name):
             problems.append(
@@ -111,4 +126,4 @@ def parse_roles(text: str, file: str = ROLES_FILE) -> tuple[Roles | None, list[P
         problems.append(Problem("declares no roles", file))
     if problems:
         return None, problems
-    return Roles(tuple(roles), file), []
+    return Roles(tuple(roles), file, tuple(needs)), []

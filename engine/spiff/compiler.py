@@ -36,6 +36,7 @@ from SpiffWorkflow.bpmn.specs.mixins.user_task import UserTask as UserTaskMixin
 from SpiffWorkflow.dmn.specs import BusinessRuleTaskMixin
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
+from engine import checks
 from engine.canonical import canonical_json, sha256_hex
 from engine.errors import Problem, ProcessValidationError
 from engine.forms import TYPES, Choice, Form, FormField
@@ -45,14 +46,7 @@ from engine.xmlsafe import parse_document
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
-_ISO_TIMER = re.compile(
-    r"""^(
-        R\d*/.+                                                      # repeating interval
-      | P(?=\d|T\d)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+([.,]\d+)?S)?)?  # duration
-      | \d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}([.]\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?      # date-time
-    )$""",
-    re.VERBOSE,
-)
+SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
 
 
 @dataclass(frozen=True)
@@ -142,6 +136,9 @@ class Compilation:
     processes: dict[str, CompiledProcess] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     lines: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: The XML of every document handed to SpiffWorkflow, by file name, for the checks
+    #: that read the diagram itself (engine/checks.py).
+    documents: dict[str, etree._Element] = field(default_factory=dict)
 
     def locate(self, file: str | None, element: str | None) -> int | None:
         if file is None or element is None:
@@ -164,19 +161,56 @@ def _kind_of(root: etree._Element) -> str | None:
     return None
 
 
+_LXML_REPR = re.compile(r"<Element \{[^}]*\}(\w+) at 0x[0-9a-f]+>")
+
+
+def _one_line(message: str) -> str:
+    """A library's message as one line, with lxml's element reprs as element names."""
+    return " ".join(_LXML_REPR.sub(r"\1", message).split())
+
+
 def _problem_from(exc: Exception, compilation: Compilation, file: str | None) -> Problem:
     if isinstance(exc, ValidationException):
         element = getattr(exc, "id", "") or None
         name = exc.file_name or file
         name = PurePath(name).name if name else None
         line = exc.line_number if isinstance(exc.line_number, int) else None
-        message = str(exc.args[0]) if exc.args else str(exc)
+        message = _one_line(str(exc.args[0]) if exc.args else str(exc))
         return Problem(message, name, element, line or compilation.locate(name, element))
     if isinstance(exc, SpiffWorkflowException):
         task_spec = getattr(exc, "task_spec", None)
         element = getattr(task_spec, "bpmn_id", None) if task_spec is not None else None
-        return Problem(str(exc), file, element, compilation.locate(file, element))
-    return Problem(f"{type(exc).__name__}: {exc}", file)
+        return Problem(_one_line(str(exc)), file, element, compilation.locate(file, element))
+    return Problem(_one_line(f"{type(exc).__name__}: {exc}"), file)
+
+
+def _spiff_properties(root: etree._Element) -> None:
+    """Read a task's `camunda:properties` (as Camunda Modeler writes them) as its
+    `spiffworkflow:properties`, where it has none of the latter."""
+    for extensions in root.iter(f"{{{BPMN_NS}}}extensionElements"):
+        camunda = extensions.find(f"{{{CAMUNDA_NS}}}properties")
+        if camunda is None or extensions.find(f"{{{SPIFF_NS}}}properties") is not None:
+            continue
+        spiff = etree.SubElement(extensions, f"{{{SPIFF_NS}}}properties")
+        for prop in camunda.iter(f"{{{CAMUNDA_NS}}}property"):
+            etree.SubElement(
+                spiff,
+                f"{{{SPIFF_NS}}}property",
+                name=prop.get("name") or "",
+                value=prop.get("value") or "",
+            )
+
+
+_EL_EXPRESSION = re.compile(r"^\s*[$#]\{(.*)\}\s*$", re.DOTALL)
+
+
+def _plain_conditions(root: etree._Element) -> None:
+    """Accept conditions a modeler wrote as `${expression}`: the expression is the text
+    inside (and is then compiled like any other condition)."""
+    for node in root.iter(f"{{{BPMN_NS}}}conditionExpression"):
+        found = _EL_EXPRESSION.match(node.text or "")
+        if found and len(node) == 0:
+            node.text = found.group(1).strip()
 
 
 def compile_sources(files: list[SourceFile]) -> Compilation:
@@ -202,6 +236,14 @@ def compile_sources(files: list[SourceFile]) -> Compilation:
                 Problem("not a BPMN or DMN document (root must be <definitions>)", source.name)
             )
             continue
+        if kind == "bpmn":
+            _plain_conditions(root)
+            _spiff_properties(root)
+            blocking = checks.blocking(root, source.name)
+            if blocking:
+                compilation.problems.extend(blocking)
+                continue
+        compilation.documents[source.name] = root
         try:
             if kind == "dmn":
                 parser.add_dmn_xml(root, filename=source.name)
@@ -410,7 +452,7 @@ def _quote_iso_timers(spec: Any) -> None:
     for task_spec in spec.task_specs.values():
         for definition in _timer_definitions(task_spec):
             text = (definition.expression or "").strip()
-            if _ISO_TIMER.match(text):
+            if checks.is_iso_timer(text):
                 definition.expression = repr(text)
 
 
