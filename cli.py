@@ -534,6 +534,11 @@ def validate(obj: Context, paths: tuple[str, ...]) -> None:
     checked = obj.engine.validate(paths or ("processes",))
     for item in checked:
         click.echo(f"{item.process_id}: ok  ({item.name})")
+    if not checked:
+        click.echo(
+            f"{', '.join(paths or ('processes',))}: no problems, and no executable process "
+            '(only processes marked isExecutable="true" are run and deployed)'
+        )
 
 
 @cli.command()

@@ -441,7 +441,7 @@ def view_at(
     from types import SimpleNamespace
 
     from engine.reading import OPEN_STATES
-    from engine.runner import instance_data
+    from engine.runner import instance_data, projected_state
     from engine.views import SHORT_ID, InstanceView, TaskView
 
     run = replayed.run
@@ -467,7 +467,7 @@ def view_at(
                 name=task.name,
                 kind=task.kind,
                 role=row.role if row is not None else task.lane,
-                state="FAILED" if failed else task.state,
+                state=projected_state(task, failed is not None, False),
                 operator=task.operator,
                 due_at=task.due_at,
                 escalated_to=task.escalated_to,

@@ -688,7 +688,7 @@ class Work:
         row.incident_count = sum(
             1
             for t in after
-            if _projected_state(t, t.id in self.failures, self._still_failed(t.id)) == "FAILED"
+            if projected_state(t, t.id in self.failures, self._still_failed(t.id)) == "FAILED"
         )
         chained = chain(
             self.events,
@@ -778,7 +778,7 @@ class Work:
             t
             for t in after
             if t.kind == "service"
-            and _projected_state(t, t.id in self.failures, self._still_failed(t.id)) == "QUEUED"
+            and projected_state(t, t.id in self.failures, self._still_failed(t.id)) == "QUEUED"
         ]
         keep = [t.id for t in queued]
         markers = ", ".join(f":k{i}" for i in range(len(keep)))
@@ -832,7 +832,7 @@ class Work:
         for task in after:
             previous = self.before.get(task.id)
             attempts, error = self.failed_before.get(task.id, (0, None))
-            state = _projected_state(task, task.id in self.failures, self._still_failed(task.id))
+            state = projected_state(task, task.id in self.failures, self._still_failed(task.id))
             if task.id in self.failures:
                 attempts = self._attempt(task.id)
                 error = self.failures[task.id]
@@ -845,7 +845,7 @@ class Work:
                 before_state = (
                     "FAILED"
                     if task.id in self.failed_before
-                    else _projected_state(previous, False, False)
+                    else projected_state(previous, False, False)
                 )
                 if (
                     before_state != state
@@ -902,7 +902,7 @@ def _one_or_many(rows: list[dict[str, Any]]) -> dict[str, Any] | list[dict[str, 
     return rows[0] if len(rows) == 1 else rows
 
 
-def _projected_state(task: OpenTask, failed_now: bool, failed_before: bool) -> str:
+def projected_state(task: OpenTask, failed_now: bool, failed_before: bool) -> str:
     if task.kind in ("user", "manual"):
         return "READY"
     if task.kind == "service":

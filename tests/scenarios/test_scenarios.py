@@ -332,7 +332,9 @@ class Desk:
                 # Later commands at the same moment added events: stop at the event.
                 until = str(then["event_count"])
                 seen = self.json("replay", rma, "--until", until, actor="desk")["instance_then"]
-            assert _moment(seen) == _moment(then), f"{rma} at {when}"
+            assert _moment(seen) == _moment(then), (
+                f"{rma} at {when}: {_moment(seen)['open_tasks']} {_moment(then)['open_tasks']}"
+            )
 
     # -- the desk's moves --------------------------------------------------------------
 

@@ -493,7 +493,10 @@ def _run_isolated(mode: str, source: str) -> Isolated:
         "    outcome = 'returned'\n"
         "except BaseException as exc:\n"
         "    outcome = type(exc).__name__\n"
-        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        # The peak of this process's own memory (VmHWM): ru_maxrss would also count the
+        # test process it was forked from, which is kept across exec.
+        "status = open('/proc/self/status').read().split('VmHWM:')[1].split()[0]\n"
+        "peak = int(status) / 1024\n"
         "print(outcome, time.monotonic() - started, peak)\n"
     )
     method = "execute" if mode == "exec" else "evaluate"
