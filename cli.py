@@ -64,6 +64,7 @@ if TYPE_CHECKING:
         UserView,
         WorkItem,
     )
+    from engine.watching import Snapshot
     from handlers import desk, mail
     from handlers.store import Folders
 else:
@@ -1063,6 +1064,150 @@ def _worklist_table(items: Sequence[WorkItem], fields: Sequence[str], states: bo
             row.append(f"FAILED ({task.attempts}x)" if task.state == "FAILED" else task.state)
         table.add_row(*row)
     return table
+
+
+@cli.command()
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.5),
+    default=5.0,
+    show_default=True,
+    help="Seconds between refreshes.",
+)
+@click.option("--once", is_flag=True, help="Print one frame and exit (with --json: the numbers).")
+@click.option("--role", help="Only this role's work: its tasks and those escalated to it.")
+@json_option
+@pass_context
+def watch(obj: Context, interval: float, once: bool, role: str | None, as_json: bool) -> None:
+    """Watch work in flight, refreshed until Ctrl-C: open, late, escalated, failed.
+
+    One frame shows, per step of each process (and role): how many items are open, how
+    many are overdue or escalated, and the one waiting longest; then the totals per
+    role, the escalated items, the failed service tasks (incidents), the jobs waiting
+    for a worker, the instances running per process and the returns in flight per
+    ticket status, and the time of the frame. Everyone's work is for supervisors,
+    admins and auditors; --role one role's (its holders and supervisor too).
+
+    \b
+      artreturns watch                       refreshed every 5 seconds
+      artreturns watch --role finance --interval 2
+      artreturns watch --once --json         one frame's numbers, for a script
+
+    \b
+    --json (with --once) gives an object: at, role, totals (open, overdue, escalated,
+    incidents, jobs), steps (a list: process_id, bpmn_id, name, role, kind, open,
+    overdue, escalated, oldest_key, oldest_since, oldest_age_seconds), roles (role ->
+    open, overdue), escalated and incidents (lists: key, process_id, bpmn_id, name,
+    role, operator, escalated_to, due_at, overdue, attempts, error, since), jobs
+    (queued, retrying, running) and in_flight (process -> running instances, ticket ->
+    running returns). Times are ISO 8601 in UTC.
+    """
+    if as_json and not once:
+        raise click.UsageError("--json gives one frame: add --once")
+    if once:
+        frame = _watch_frame(obj, role)
+        if as_json:
+            _echo_json(frame.to_dict())
+        else:
+            _console().print(_watch_view(frame, None))
+        return
+    import time
+
+    from rich.live import Live
+
+    try:
+        view = _watch_view(_watch_frame(obj, role), interval)
+        with Live(view, console=_console(), auto_refresh=False) as live:
+            while True:
+                time.sleep(interval)
+                live.update(_watch_view(_watch_frame(obj, role), interval), refresh=True)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how a watch ends
+
+
+def _watch_frame(obj: Context, role: str | None) -> Snapshot:
+    """One frame, read through the database driver alone where it can (as `tasks`);
+    else, and for a refusal (which the engine records), by the engine."""
+    import engine.reading as reading
+    from engine.permissions import Supervisors
+    from engine.watching import snapshot
+    from handlers.store.tallies import TALLIES
+
+    with reading.open_reader(obj.db) as reader:
+        if reader is not None:
+            principal = reading.principal(reader, obj.actor)
+            supervisors = reading.supervisors(reader) if principal.enforced else Supervisors()
+            if reading.worklist_refusal(principal, supervisors, role, role is None) is None:
+                now = obj.now or datetime.now(UTC)
+                return snapshot(reader, now=now, role=role, tallies=TALLIES)
+    return obj.engine.watch(actor=obj.actor, role=role, tallies=TALLIES)
+
+
+def _watch_view(frame: Snapshot, interval: float | None) -> Any:
+    """A frame as rich renders it: a headline, then a table per part."""
+    from rich.console import Group
+
+    totals = frame.totals
+    whose = f"role {frame.role}" if frame.role else "everyone"
+    head = (
+        f"Work in flight ({whose}) at {_time(frame.at)}: {totals['open']} open, "
+        f"{totals['overdue']} overdue, {totals['escalated']} escalated, "
+        f"{totals['incidents']} failed, {totals['jobs']} jobs"
+    )
+    if interval is not None:
+        head += f"; refreshed every {interval:g}s, Ctrl-C to stop"
+    parts: list[Any] = [head]
+    steps = Table(title="Open work by step", header_style="bold", title_justify="left")
+    for column in ("process", "step", "role", "open", "overdue", "escalated", "oldest"):
+        steps.add_column(column, justify="right" if column in ("open", "overdue") else "left")
+    for step in frame.steps:
+        waits = "message awaited" if step.kind == "message" else step.role or ""
+        steps.add_row(
+            step.process_id,
+            f"{step.name} [{step.bpmn_id}]",
+            waits,
+            str(step.open),
+            f"{step.overdue} OVERDUE" if step.overdue else "0",
+            str(step.escalated) if step.escalated else "",
+            f"{step.oldest_key}, {_age(step.oldest_age_seconds)}",
+        )
+    parts.append(steps if frame.steps else "No open work.")
+    if frame.roles:
+        roles = Table(title="By role", header_style="bold", title_justify="left")
+        for column in ("role", "open", "overdue"):
+            roles.add_column(column)
+        for name, counts in frame.roles.items():
+            roles.add_row(name or "(no lane)", str(counts["open"]), str(counts["overdue"]))
+        parts.append(roles)
+    for title, items, total in (
+        ("Escalated", frame.escalated, frame.escalated_total),
+        ("Failed service tasks (incidents)", frame.incidents, frame.incidents_total),
+    ):
+        if not items:
+            parts.append(f"{title}: none.")
+            continue
+        shown = f"{title}: {total}" + (f", the first {len(items)}" if total > len(items) else "")
+        table = Table(title=shown, header_style="bold", title_justify="left")
+        incident = title.startswith("Failed")
+        columns = ["rma", "step", "role"]
+        columns += ["operator", "attempts", "error"] if incident else ["escalated to", "due"]
+        for column in columns:
+            table.add_column(column)
+        for item in items:
+            row = [item.key, f"{item.name} [{item.bpmn_id}]", item.role or ""]
+            if incident:
+                row += [item.operator or "", str(item.attempts), item.error or ""]
+            else:
+                due = _time(item.due_at) + (" OVERDUE" if item.overdue else "")
+                row += [item.escalated_to or "", due]
+            table.add_row(*row)
+        parts.append(table)
+    jobs = ", ".join(f"{count} {name}" for name, count in frame.jobs.items())
+    parts.append(f"Jobs waiting for a worker: {jobs}.")
+    for name, counts in frame.in_flight.items():
+        said = ", ".join(f"{key} {count}" for key, count in counts.items()) or "none"
+        parts.append(f"Running, by {name}: {said}.")
+    return Group(*parts)
 
 
 @cli.command()

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
-from engine import definitions, reading, users
+from engine import definitions, reading, users, watching
 from engine.canonical import canonical_json, sha256_hex
 from engine.clock import Clock, SystemClock
 from engine.errors import (
@@ -844,6 +844,31 @@ class Engine(People, Jobs, Versions):
         then earliest deadline first: `worklist` without the summaries."""
         found = self.worklist(role=role, instance=instance, kinds=kinds, states=states)
         return [item.task for item in found]
+
+    def watch(
+        self,
+        *,
+        actor: str | None = None,
+        role: str | None = None,
+        tallies: Mapping[str, watching.Tally] | None = None,
+    ) -> watching.Snapshot:
+        """Work in flight now (`engine.watching`): everyone's (for supervisors, admins
+        and auditors), or one `role`'s (its holders and supervisor too). A refusal is
+        recorded in the operation log as `watch`."""
+        from engine.permissions import Supervisors
+
+        with self.db.read() as session:
+            conn = session.connection()
+            refusal = None
+            if actor is not None:
+                principal = users.principal(conn, actor)
+                supervisors = self._supervisors(conn) if principal.enforced else Supervisors()
+                refusal = reading.worklist_refusal(principal, supervisors, role, role is None)
+            if refusal is None:
+                reader = reading.Reader.on(conn)
+                return watching.snapshot(reader, now=self.clock.now(), role=role, tallies=tallies)
+        assert actor is not None
+        self._deny(actor, "watch", reading.worklist_scope(role, role is None, None), refusal)
 
     def instances(
         self,
