@@ -2925,6 +2925,216 @@ def returns_command(obj: Context, limit: int, as_json: bool) -> None:
     _console().print(table)
 
 
+REPORT_CSV = ("section", "indicator", "group", "value", "unit", "currency")
+
+
+@cli.command(name="report")
+@click.option("--since", help="Returns started from this time (ISO 8601).")
+@click.option("--until", help="Returns started before this time (ISO 8601).")
+@click.option(
+    "--by",
+    type=click.Choice(["category", "reason", "channel", "role", "step"]),
+    help="Break volume, times and scores down by a field of the return, or show the "
+    "task figures by role or by step only.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv", "html"]),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of stdout.",
+)
+@pass_context
+def report_command(
+    obj: Context,
+    since: str | None,
+    until: str | None,
+    by: str | None,
+    fmt: str,
+    output: Path | None,
+) -> None:
+    """The procedure's indicators, computed from the history and the task table.
+
+    Over the returns started from --since to --until (all by default), as they stand
+    now: volume and return rates, end-to-end time and time per step and role (waiting
+    and working) with the bottlenecks, missed due times and escalations, refunds paid
+    after their legal deadline (shown first when there are any), inspection outcomes,
+    disputes and the handlers' error rate, customers' scores, money per currency, and
+    return reasons with the categories returned far more than the rest. docs/monitoring.md
+    says how each one is computed and what to do when it turns red. --format json gives
+    every section whole (amounts as text); csv one line per indicator: section,
+    indicator, group, value, unit, currency.
+
+    \b
+      artreturns report
+      artreturns report --since 2026-11-01 --until 2026-12-01 --by category
+      artreturns report --by role --format csv > roles.csv
+      artreturns report --format json | jq .deadlines.paid_late
+      artreturns report --format html -o report.html
+    """
+    found = obj.engine.report(
+        since=parse_time(since) if since else None,
+        until=parse_time(until) if until else None,
+        by=by,
+        actor=obj.actor,
+    )
+    with click.open_file(str(output) if output else "-", "w", encoding="utf-8") as out:
+        _write_report(found, fmt, out)
+    if output:
+        click.echo(f"Report written to {output}.", err=True)
+
+
+def _write_report(found: Any, fmt: str, out: Any) -> None:
+    if fmt == "json":
+        out.write(json.dumps(found.as_data(), indent=2, ensure_ascii=False) + "\n")
+    elif fmt == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(REPORT_CSV)
+        for row in found.rows():
+            writer.writerow([getattr(row, name) for name in REPORT_CSV])
+    elif fmt == "html":
+        try:
+            render = import_module("engine.report_html").render
+        except ModuleNotFoundError as exc:
+            if exc.name != "engine.report_html":
+                raise
+            raise click.ClickException(
+                "html needs engine/report_html.py (render(indicators) -> str), which this "
+                "installation does not have; use --format table, json or csv"
+            ) from exc
+        out.write(render(found))
+    else:
+        _print_report(found, out)
+
+
+def _print_report(found: Any, out: Any) -> None:
+    """The indicators as rich tables, alarms first."""
+    from engine.indicators import seconds_text as took
+
+    console = _console() if out is sys.stdout else Console(file=out, width=200, no_color=True)
+    for alarm in found.alarms:
+        console.print(f"ALARM: {alarm}", style="bold red")
+    v, t, d, q, c = found.volume, found.time, found.deadlines, found.quality, found.customers
+    by = found.window.by
+
+    def rate(r: Any) -> str:
+        return "-" if r.value is None else f"{r.value * 100:.1f}% ({r.part}/{r.whole})"
+
+    def table(title: str, *columns: str) -> Any:
+        made = Table(title=title, title_justify="left", header_style="bold")
+        for column in columns:
+            made.add_column(column)
+        return made
+
+    volume = table(
+        f"Volume by {v.dimension}",
+        v.dimension,
+        "opened",
+        "closed",
+        "declined",
+        "in flight",
+        "median end to end",
+        "p90",
+    )
+    lines = [
+        (g.group, g.opened, g.closed, g.declined, g.in_flight, g.end_to_end) for g in v.by_group
+    ]
+    lines.append(("all", v.opened, v.closed, v.declined, v.in_flight, t.end_to_end))
+    for group, *counts, spent in lines:
+        volume.add_row(group, *(str(n) for n in counts), took(spent.median), took(spent.p90))
+    console.print(volume)
+    if v.return_rates:
+        rates = table("Return rates (returns / works sold)", "by", "group", "rate")
+        for r in v.return_rates:
+            rates.add_row(r.dimension, r.group, rate(r.rate))
+        console.print(rates)
+    if by != "role":
+        steps = table(
+            "Time per step (median / p90)",
+            "step",
+            "role",
+            "done",
+            "waiting",
+            "working",
+            "total",
+            "missed due",
+            "escalated",
+        )
+        late = {(s.step, s.role): s for s in d.steps}
+        for s in t.steps:
+            miss = late.get((s.step, s.role))
+            steps.add_row(
+                s.name,
+                s.role,
+                str(s.total.count),
+                f"{took(s.waiting.median)} / {took(s.waiting.p90)}",
+                f"{took(s.working.median)} / {took(s.working.p90)}",
+                f"{took(s.total.median)} / {took(s.total.p90)}",
+                f"{miss.breached}/{miss.with_due}" if miss else "-",
+                str(miss.escalated) if miss else "-",
+            )
+        console.print(steps)
+    if by != "step":
+        roles = table(
+            "Time per role (median / p90)",
+            "role",
+            "done",
+            "waiting",
+            "working",
+            "total",
+            "missed due",
+            "escalated",
+        )
+        late_roles = {r.role: r for r in d.roles}
+        for r in t.roles:
+            miss = late_roles.get(r.role)
+            roles.add_row(
+                r.role,
+                str(r.total.count),
+                f"{took(r.waiting.median)} / {took(r.waiting.p90)}",
+                f"{took(r.working.median)} / {took(r.working.p90)}",
+                f"{took(r.total.median)} / {took(r.total.p90)}",
+                f"{miss.breached}/{miss.with_due}" if miss else "-",
+                str(miss.escalated) if miss else "-",
+            )
+        console.print(roles)
+    names = {s.step: s.name for s in t.steps}
+    summary = table("Summary", "indicator", "value")
+    summary.add_row(
+        "bottlenecks (slowest median)", ", ".join(names.get(s, s) for s in t.bottlenecks) or "-"
+    )
+    summary.add_row("due times missed", rate(d.breached))
+    summary.add_row("escalations", str(d.escalated))
+    summary.add_row("refunds with a legal deadline", str(d.refunds_due))
+    summary.add_row("refunds paid late (must be 0)", str(len(d.paid_late)))
+    summary.add_row("refunds unpaid past deadline (must be 0)", str(len(d.unpaid_overdue)))
+    summary.add_row("handler error rate", rate(q.error_rate))
+    summary.add_row("open incidents", str(q.open_incidents))
+    summary.add_row("inspections", ", ".join(f"{x.key} {x.count}" for x in q.inspections) or "-")
+    summary.add_row("disputes", ", ".join(f"{x.key} {x.count}" for x in q.disputes) or "-")
+    summary.add_row("survey responses", rate(c.responses))
+    summary.add_row("mean score", "-" if c.mean is None else str(c.mean))
+    summary.add_row("scores", ", ".join(f"{x.key}: {x.count}" for x in c.scores) or "-")
+    for m in found.money:
+        summary.add_row(
+            f"{m.kind.replace('_', ' ')} ({m.count})", f"{m.amount.currency} {m.amount.amount:,}"
+        )
+    for f in found.reasons.flagged:
+        summary.add_row(f"flagged: {f.category}", f"{rate(f.rate)} against {rate(f.overall)}")
+    console.print(summary)
+    if found.reasons.counts:
+        reasons = table("Return reasons", "reason", "category", "channel", "returns")
+        for rc in found.reasons.counts:
+            reasons.add_row(rc.reason, rc.category, rc.channel, str(rc.count))
+        console.print(reasons)
+
+
 @cli.group()
 def evidence() -> None:
     """Photos, videos and documents kept with a return, by their SHA-256.

@@ -83,6 +83,7 @@ if TYPE_CHECKING:  # imported when an instance is run: `tasks` needs neither
     from engine.audit import Manifest
     from engine.diff import Comparison
     from engine.evaluator import Evaluator
+    from engine.indicators import Indicators
     from engine.replay import ReplayReport
     from engine.spiff import Run, SpecBundle
 
@@ -1114,6 +1115,23 @@ class Engine(People, Jobs, Versions):
                 (key or f"#{event.instance_id}", EventView.of(event))
                 for event, key in session.execute(query).all()
             ]
+
+    def report(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        by: str | None = None,
+        actor: str | None = None,
+    ) -> Indicators:
+        """The indicators of the returns started from `since` to `until`, as they stand
+        now (docs/monitoring.md), computed from the history and the task table."""
+        from engine import indicators
+
+        if actor is not None:
+            self.authorize(actor, "report", "read", target="all")
+        with self.db.connect() as conn:
+            return indicators.compute(conn, now=self.clock.now(), since=since, until=until, by=by)
 
     def verify(self, instance: str, *, actor: str | None = None) -> Break | None:
         """Recompute an instance's hash chain; return the first broken link, if any."""

@@ -237,6 +237,8 @@ class EventRecord(Base):
         UniqueConstraint("instance_id", "seq"),
         Index("ix_event_actor_at", "actor", "at"),
         Index("ix_event_at", "at"),
+        # The report's counts of handler calls per step (revision 0009).
+        Index("ix_event_kind_step", "kind", "bpmn_id", "instance_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

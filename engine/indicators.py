@@ -1,0 +1,1029 @@
+"""The procedure's indicators, computed from the recorded history (`artreturns report`).
+
+Everything here is read from the `instance`, `task` and `event` tables (and, for return
+rates, the orders loaded with `orders import`), never from counters kept on the side.
+What each indicator means and how it is computed, precisely, is in docs/monitoring.md;
+the short version:
+
+- **The returns counted** are the instances of the return process *started* in the
+  window [since, until): a cohort. In flight is as of `now`.
+- **Times** are whole seconds. A person's step (a user or manual task that was
+  completed) *waits* from its creation until it was claimed, or until it ended when
+  nobody claimed it, and is *worked* from the claim until it ended. Percentiles are by
+  nearest rank: the value at rank ceil(p * n) of the n values sorted.
+- **Money** is summed per currency, as `Decimal`.
+
+Task and event figures are grouped in SQL (GROUP BY, and window functions for the
+percentiles); the few fields of a return's data the indicators need are extracted in
+SQL with one JSON parse per return (`json_extract` with many paths on SQLite, a
+materialised `jsonb` on PostgreSQL) and aggregated in one pass.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields, is_dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, NamedTuple, cast
+
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Integer,
+    Select,
+    Table,
+    Text,
+    and_,
+    case,
+    column,
+    func,
+    inspect,
+    or_,
+    select,
+    table,
+)
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import JSONB
+
+from engine.persistence.records import EventRecord, InstanceRecord, TaskRecord
+
+INSTANCE = cast(Table, InstanceRecord.__table__)
+TASK = cast(Table, TaskRecord.__table__)
+EVENT = cast(Table, EventRecord.__table__)
+
+#: What `--by` may name: a field of the return (instance-level sections are grouped by
+#: it) or a dimension of the task sections (only that breakdown is shown).
+RETURN_DIMENSIONS = ("category", "reason", "channel")
+TASK_DIMENSIONS = ("role", "step")
+DIMENSIONS = RETURN_DIMENSIONS + TASK_DIMENSIONS
+
+#: A category is flagged when its return rate is more than FLAG_FACTOR times the rate
+#: of all categories together, with at least FLAG_MIN_RETURNS returns.
+FLAG_FACTOR = 2
+FLAG_MIN_RETURNS = 5
+#: How many of the slowest steps are named as bottlenecks.
+BOTTLENECKS = 3
+#: The tickets that count as declined (the house said no).
+DECLINED = ("declined", "rejected")
+PEOPLE_KINDS = ("user", "manual")
+OPEN_STATES = ("READY", "QUEUED", "FAILED", "WAITING")
+HANDLER_EVENTS = ("handler_result", "handler_failed", "error_thrown")
+MONEY_KINDS = (
+    "refunded",
+    "restocking_fees",
+    "shipping_subsidies",
+    "insurance_recovered",
+    "charged",
+)
+#: Shown when there is no value, in place of one.
+NONE = "-"
+
+
+@dataclass(frozen=True)
+class ReturnPaths:
+    """Where the indicators find what they need in a return's data (dotted paths), and
+    which process and step they read. The defaults are the return procedure's
+    (docs/processes.md); another procedure passes its own."""
+
+    process: str | None = "return_request"
+    #: The wait for the customer's answer to the survey: a return that reached it was
+    #: asked for a score.
+    survey_step: str = "wait_confirmation"
+    category: str = "artwork.category"
+    artist: str = "artwork.artist"
+    reason: str = "request.reason"
+    channel: str = "order.channel"
+    ticket: str = "rma_closed.rma_status"
+    refunded_amount: str = "refunded.amount.amount"
+    refunded_currency: str = "refunded.amount.currency"
+    refunded_at: str = "refunded.paid_at"
+    refund_deadline: str = "refund.deadline"
+    refund_currency: str = "refund.amount.currency"
+    restocking_fee: str = "refund.breakdown.restocking_fee.amount"
+    shipping_refunded: str = "refund.breakdown.shipping_refunded.amount"
+    recovered_amount: str = "insurance_claim.recovered.amount"
+    recovered_currency: str = "insurance_claim.recovered.currency"
+    charged_amount: str = "charged.amount.amount"
+    charged_currency: str = "charged.amount.currency"
+    score: str = "confirmation.score"
+    inspection: str = "inspection.outcome"
+    dispute: str = "dispute_outcome"
+    #: The orders loaded (`orders import`): a table with one row per work sold.
+    sold_table: str = "sales_artwork"
+
+    def data_paths(self) -> dict[str, str]:
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in ("process", "survey_step", "sold_table")
+        }
+
+
+# -- the data structure ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rate:
+    """`part` of `whole`; `value` is the share, None when `whole` is zero."""
+
+    part: int
+    whole: int
+
+    @property
+    def value(self) -> Decimal | None:
+        if not self.whole:
+            return None
+        return (Decimal(self.part) / Decimal(self.whole)).quantize(Decimal("0.0001"))
+
+
+@dataclass(frozen=True)
+class Durations:
+    """`count` durations in whole seconds: their sum, median and 90th percentile (by
+    nearest rank); None when there are none."""
+
+    count: int = 0
+    total: int = 0
+    median: int | None = None
+    p90: int | None = None
+
+    @property
+    def mean(self) -> int | None:
+        return round(self.total / self.count) if self.count else None
+
+
+@dataclass(frozen=True)
+class Amount:
+    amount: Decimal
+    currency: str
+
+
+@dataclass(frozen=True)
+class Window:
+    """What was counted: returns of `process` started from `since` (inclusive) to
+    `until` (exclusive), as they stood at `now`; `by` the breakdown asked for."""
+
+    since: datetime | None
+    until: datetime | None
+    now: datetime
+    by: str | None
+    process: str | None
+
+
+@dataclass(frozen=True)
+class GroupVolume:
+    group: str
+    opened: int
+    closed: int
+    declined: int
+    in_flight: int
+    end_to_end: Durations
+
+
+@dataclass(frozen=True)
+class ReturnRate:
+    """Returns whose (first) work is of `group` against the works of `group` sold on
+    the orders loaded; `dimension` is "category" or "artist"."""
+
+    dimension: str
+    group: str
+    rate: Rate
+
+
+@dataclass(frozen=True)
+class Volume:
+    opened: int
+    closed: int
+    declined: int
+    lapsed: int
+    in_flight: int
+    #: Grouped by `dimension` (the `--by` field of the return, else the category).
+    dimension: str
+    by_group: tuple[GroupVolume, ...]
+    orders_loaded: bool
+    return_rates: tuple[ReturnRate, ...]
+
+
+@dataclass(frozen=True)
+class StepTime:
+    step: str
+    name: str
+    role: str
+    waiting: Durations
+    working: Durations
+    total: Durations
+
+
+@dataclass(frozen=True)
+class RoleTime:
+    role: str
+    waiting: Durations
+    working: Durations
+    total: Durations
+
+
+@dataclass(frozen=True)
+class Time:
+    #: Started to completed, over the returns completed.
+    end_to_end: Durations
+    steps: tuple[StepTime, ...]
+    roles: tuple[RoleTime, ...]
+    #: The steps with the longest median time (waiting and working), slowest first.
+    bottlenecks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StepDeadlines:
+    step: str
+    name: str
+    role: str
+    #: Tasks of the step with a due time; those that ended after it or are still open
+    #: past it (`breached`, of which `open` still open); those escalated.
+    with_due: int
+    breached: int
+    open: int
+    escalated: int
+
+
+@dataclass(frozen=True)
+class RoleDeadlines:
+    role: str
+    with_due: int
+    breached: int
+    open: int
+    escalated: int
+
+
+@dataclass(frozen=True)
+class LateRefund:
+    rma: str
+    deadline: date
+    #: When it was paid; None for a refund not paid with its deadline passed.
+    paid_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    steps: tuple[StepDeadlines, ...]
+    roles: tuple[RoleDeadlines, ...]
+    breached: Rate
+    escalated: int
+    #: Refunds worked out with a legal deadline; those paid after it; those not paid
+    #: and past it. Both lists must be empty.
+    refunds_due: int
+    paid_late: tuple[LateRefund, ...]
+    unpaid_overdue: tuple[LateRefund, ...]
+
+
+@dataclass(frozen=True)
+class Count:
+    key: str
+    count: int
+
+
+@dataclass(frozen=True)
+class StepErrors:
+    step: str
+    name: str
+    calls: int
+    failed: int
+    open_incidents: int
+
+
+@dataclass(frozen=True)
+class Quality:
+    inspections: tuple[Count, ...]
+    disputes: tuple[Count, ...]
+    #: Handler attempts (results, failures and BPMN errors thrown) and the failed ones.
+    error_rate: Rate
+    #: Service tasks failed for good and still open (`artreturns incidents`).
+    open_incidents: int
+    #: Returns with at least one failed attempt.
+    returns_with_failures: int
+    steps: tuple[StepErrors, ...]
+
+
+@dataclass(frozen=True)
+class GroupScore:
+    group: str
+    responses: Rate
+    mean: Decimal | None
+
+
+@dataclass(frozen=True)
+class Customers:
+    #: Returns that answered the survey, of those that reached it.
+    responses: Rate
+    scores: tuple[Count, ...]
+    mean: Decimal | None
+    by_group: tuple[GroupScore, ...]
+
+
+@dataclass(frozen=True)
+class MoneyLine:
+    kind: str
+    amount: Amount
+    #: How many returns it adds up.
+    count: int
+
+
+@dataclass(frozen=True)
+class ReasonCount:
+    reason: str
+    category: str
+    channel: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Flag:
+    category: str
+    rate: Rate
+    overall: Rate
+
+
+@dataclass(frozen=True)
+class Reasons:
+    counts: tuple[ReasonCount, ...]
+    flagged: tuple[Flag, ...]
+    rule: str = (
+        f"a category whose return rate is more than {FLAG_FACTOR} times the rate of all "
+        f"categories, with at least {FLAG_MIN_RETURNS} returns (needs orders loaded)"
+    )
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the CSV form: one indicator, for one group."""
+
+    section: str
+    indicator: str
+    group: str
+    value: str
+    unit: str
+    currency: str = ""
+
+
+@dataclass(frozen=True)
+class Indicators:
+    window: Window
+    volume: Volume
+    time: Time
+    deadlines: Deadlines
+    quality: Quality
+    customers: Customers
+    money: tuple[MoneyLine, ...]
+    reasons: Reasons
+
+    def as_data(self) -> dict[str, Any]:
+        """JSON-safe: Decimal and dates as text, rates with their value, durations with
+        their mean."""
+        return cast(dict[str, Any], _plain(self))
+
+    def rows(self) -> list[Row]:
+        return list(_rows(self))
+
+    @property
+    def alarms(self) -> list[str]:
+        """What must be zero and is not, in words, for a report to show first."""
+        found = []
+        if self.deadlines.paid_late:
+            found.append(
+                f"{len(self.deadlines.paid_late)} refund(s) paid after their legal deadline: "
+                + ", ".join(r.rma for r in self.deadlines.paid_late[:10])
+            )
+        if self.deadlines.unpaid_overdue:
+            found.append(
+                f"{len(self.deadlines.unpaid_overdue)} refund(s) not paid and past their "
+                "legal deadline: " + ", ".join(r.rma for r in self.deadlines.unpaid_overdue[:10])
+            )
+        return found
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        out = {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+        if isinstance(value, Rate):
+            out["value"] = _plain(value.value)
+        if isinstance(value, Durations):
+            out["mean"] = value.mean
+        return out
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    return str(value)
+
+
+def _duration_rows(section: str, name: str, group: str, d: Durations) -> Iterable[Row]:
+    yield Row(section, f"{name}_count", group, str(d.count), "tasks")
+    for what in ("median", "p90", "mean"):
+        value = getattr(d, what)
+        yield Row(section, f"{name}_{what}", group, _text(value), "seconds")
+
+
+def _rows(ind: Indicators) -> Iterable[Row]:
+    v = ind.volume
+    for name in ("opened", "closed", "declined", "lapsed", "in_flight"):
+        yield Row("volume", name, "", str(getattr(v, name)), "returns")
+    for g in v.by_group:
+        group = f"{v.dimension}={g.group}"
+        for name in ("opened", "closed", "declined", "in_flight"):
+            yield Row("volume", name, group, str(getattr(g, name)), "returns")
+    for r in v.return_rates:
+        yield Row("volume", "return_rate", f"{r.dimension}={r.group}", _text(r.rate.value), "share")
+    t = ind.time
+    yield from _duration_rows("time", "end_to_end", "", t.end_to_end)
+    for g in v.by_group:
+        yield from _duration_rows("time", "end_to_end", f"{v.dimension}={g.group}", g.end_to_end)
+    for s in t.steps:
+        for what in ("waiting", "working", "total"):
+            yield from _duration_rows("time", what, f"step={s.step}", getattr(s, what))
+    for rt in t.roles:
+        for what in ("waiting", "working", "total"):
+            yield from _duration_rows("time", what, f"role={rt.role}", getattr(rt, what))
+    for rank, step in enumerate(t.bottlenecks, 1):
+        yield Row("time", "bottleneck", f"rank={rank}", step, "step")
+    d = ind.deadlines
+    yield Row("deadlines", "sla_breach_rate", "", _text(d.breached.value), "share")
+    yield Row("deadlines", "sla_breaches", "", str(d.breached.part), "tasks")
+    yield Row("deadlines", "escalations", "", str(d.escalated), "tasks")
+    for sd in d.steps:
+        for name in ("with_due", "breached", "open", "escalated"):
+            yield Row("deadlines", name, f"step={sd.step}", str(getattr(sd, name)), "tasks")
+    for rd in d.roles:
+        for name in ("with_due", "breached", "open", "escalated"):
+            yield Row("deadlines", name, f"role={rd.role}", str(getattr(rd, name)), "tasks")
+    yield Row("deadlines", "refunds_due", "", str(d.refunds_due), "returns")
+    yield Row("deadlines", "refunds_paid_late", "", str(len(d.paid_late)), "returns")
+    yield Row("deadlines", "refunds_unpaid_overdue", "", str(len(d.unpaid_overdue)), "returns")
+    q = ind.quality
+    for c in q.inspections:
+        yield Row("quality", "inspection", f"outcome={c.key}", str(c.count), "returns")
+    for c in q.disputes:
+        yield Row("quality", "dispute", f"outcome={c.key}", str(c.count), "returns")
+    yield Row("quality", "handler_calls", "", str(q.error_rate.whole), "attempts")
+    yield Row("quality", "failed_attempts", "", str(q.error_rate.part), "attempts")
+    yield Row("quality", "error_rate", "", _text(q.error_rate.value), "share")
+    yield Row("quality", "open_incidents", "", str(q.open_incidents), "tasks")
+    yield Row("quality", "returns_with_failures", "", str(q.returns_with_failures), "returns")
+    for se in q.steps:
+        yield Row("quality", "failed_attempts", f"step={se.step}", str(se.failed), "attempts")
+    cu = ind.customers
+    yield Row("customers", "asked", "", str(cu.responses.whole), "returns")
+    yield Row("customers", "responses", "", str(cu.responses.part), "returns")
+    yield Row("customers", "response_rate", "", _text(cu.responses.value), "share")
+    yield Row("customers", "mean_score", "", _text(cu.mean), "score")
+    for sc in cu.scores:
+        yield Row("customers", "score", f"score={sc.key}", str(sc.count), "returns")
+    for gs in cu.by_group:
+        group = f"{v.dimension}={gs.group}"
+        yield Row("customers", "response_rate", group, _text(gs.responses.value), "share")
+        yield Row("customers", "mean_score", group, _text(gs.mean), "score")
+    for m in ind.money:
+        yield Row("money", m.kind, "", str(m.amount.amount), "amount", m.amount.currency)
+    for rc in ind.reasons.counts:
+        group = f"reason={rc.reason};category={rc.category};channel={rc.channel}"
+        yield Row("reasons", "returns", group, str(rc.count), "returns")
+    for f in ind.reasons.flagged:
+        yield Row("reasons", "flagged", f"category={f.category}", _text(f.rate.value), "share")
+
+
+# -- SQL helpers -------------------------------------------------------------------------
+
+
+def _epoch(conn: Connection, col: ColumnElement[Any]) -> ColumnElement[int]:
+    """A time as whole seconds since 1970 (truncated), on either database."""
+    if conn.dialect.name == "sqlite":
+        return sql_cast(func.strftime("%s", col), Integer)
+    return sql_cast(func.floor(func.extract("epoch", col)), BigInteger)
+
+
+def _cohort(window: Window) -> list[ColumnElement[bool]]:
+    """The conditions on `instance` that choose the returns counted."""
+    where = []
+    if window.process is not None:
+        where.append(INSTANCE.c.process_id == window.process)
+    if window.since is not None:
+        where.append(INSTANCE.c.started_at >= window.since)
+    if window.until is not None:
+        where.append(INSTANCE.c.started_at < window.until)
+    return where
+
+
+def _nearest_rank(values: Sequence[int], share: int) -> int:
+    """The value at rank ceil(share/10 * n) of `values` sorted (share in tenths)."""
+    rank = (len(values) * share + 9) // 10
+    return values[max(rank, 1) - 1]
+
+
+def durations(values: Iterable[int]) -> Durations:
+    ordered = sorted(values)
+    if not ordered:
+        return Durations()
+    return Durations(
+        len(ordered), sum(ordered), _nearest_rank(ordered, 5), _nearest_rank(ordered, 9)
+    )
+
+
+# -- computing ---------------------------------------------------------------------------
+
+
+def compute(
+    conn: Connection,
+    *,
+    now: datetime,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    by: str | None = None,
+    paths: ReturnPaths | None = None,
+) -> Indicators:
+    """Every indicator over the returns started in [since, until), as they stood at
+    `now`, read on `conn` (SQLite or PostgreSQL)."""
+    if by is not None and by not in DIMENSIONS:
+        raise ValueError(f"unknown breakdown {by!r}; one of {', '.join(DIMENSIONS)}")
+    paths = paths or ReturnPaths()
+    window = Window(since, until, now, by, paths.process)
+    returns = _returns(conn, _cohort(window), paths)
+    cohort = select(INSTANCE.c.id).where(*_cohort(window))
+    dimension = by if by in RETURN_DIMENSIONS else "category"
+    sold = _sold(conn, paths)
+    tasks = _tasks(conn, cohort, now, paths)
+    steps, roles = _times(tasks)
+    return Indicators(
+        window=window,
+        volume=_volume(returns, dimension, sold),
+        time=Time(
+            end_to_end=durations(r.took for r in returns if r.took is not None),
+            steps=steps,
+            roles=roles,
+            bottlenecks=tuple(
+                s.step
+                for s in sorted(
+                    (s for s in steps if s.total.median is not None),
+                    key=lambda s: (-(s.total.median or 0), s.step),
+                )[:BOTTLENECKS]
+            ),
+        ),
+        deadlines=_deadlines(tasks, now, returns),
+        quality=_quality(conn, cohort, tasks, returns),
+        customers=_customers(tasks, returns, dimension),
+        money=_money(returns),
+        reasons=_reasons(returns, sold),
+    )
+
+
+def _in(col: ColumnElement[int], cohort: Select[tuple[int]]) -> ColumnElement[bool]:
+    """`col` among the cohort's instances, by a scan rather than an index: the cohort is
+    most of the table, and SQLite would otherwise look every row up by its index."""
+    return (col + 0).in_(cohort)
+
+
+class _Return(NamedTuple):
+    """What the indicators read of one return: its row and the fields of its data."""
+
+    id: int
+    rma: str
+    status: str
+    took: int | None  # seconds from start to end, when it ended
+    fields: Mapping[str, Any]
+
+    def text(self, name: str) -> str:
+        value = self.fields.get(name)
+        return NONE if value is None or value == "" else str(value)
+
+    def decimal(self, name: str) -> Decimal | None:
+        value = self.fields.get(name)
+        if isinstance(value, dict) and "$decimal" in value:
+            value = value["$decimal"]
+        if value is None or isinstance(value, bool | dict | list):
+            return None
+        try:
+            return Decimal(str(value))
+        except InvalidOperation:
+            return None
+
+
+def _returns(
+    conn: Connection, cohort: list[ColumnElement[bool]], paths: ReturnPaths
+) -> list[_Return]:
+    names = list(paths.data_paths())
+    keys = [paths.data_paths()[n].split(".") for n in names]
+    started = _epoch(conn, INSTANCE.c.started_at)
+    ended = _epoch(conn, INSTANCE.c.ended_at)
+    base = [
+        INSTANCE.c.id,
+        INSTANCE.c.business_key,
+        INSTANCE.c.status,
+        (ended - started).label("took"),
+    ]
+    if conn.dialect.name == "sqlite":
+        extracted: ColumnElement[Any] = func.json_extract(
+            INSTANCE.c.data, *["$." + ".".join(k) for k in keys]
+        )
+        query = select(*base, extracted).where(*cohort)
+    else:
+        parsed = (
+            select(*base, sql_cast(INSTANCE.c.data, JSONB).label("j"))
+            .where(*cohort)
+            .cte("parsed")
+            .prefix_with("MATERIALIZED")
+        )
+        extracted = sql_cast(
+            func.jsonb_build_array(*[func.jsonb_extract_path(parsed.c.j, *k) for k in keys]),
+            Text,
+        )
+        query = select(
+            parsed.c.id, parsed.c.business_key, parsed.c.status, parsed.c.took, extracted
+        )
+    found = []
+    nothing = [None] * len(names)
+    rows: Iterable[Any] = conn.execute(query).all()
+    for number, key, status, took, values in rows:
+        decoded = orjson.loads(values) if values else nothing
+        if not isinstance(decoded, list):  # one path: json_extract gives the value itself
+            decoded = [decoded]
+        found.append(
+            _Return(
+                number,
+                key or f"#{number}",
+                status,
+                took if status == "completed" else None,
+                dict(zip(names, decoded, strict=True)),
+            )
+        )
+    return found
+
+
+def _sold(conn: Connection, paths: ReturnPaths) -> dict[str, Counter[str]]:
+    """Works sold per category and per artist, from the orders loaded; empty without."""
+    if not inspect(conn).has_table(paths.sold_table):
+        return {}
+    sold = table(paths.sold_table, column("category"), column("artist"))
+    counts: dict[str, Counter[str]] = {"category": Counter(), "artist": Counter()}
+    for dimension in counts:
+        col = sold.c[dimension]
+        for value, n in conn.execute(select(col, func.count()).group_by(col)):
+            counts[dimension][str(value)] = int(n)
+    return counts if any(counts.values()) else {}
+
+
+def _volume(returns: list[_Return], dimension: str, sold: Mapping[str, Counter[str]]) -> Volume:
+    def tally(chosen: list[_Return]) -> tuple[int, int, int, int]:
+        closed = [r for r in chosen if r.status != "running"]
+        declined = sum(1 for r in closed if r.text("ticket") in DECLINED)
+        in_flight = sum(1 for r in chosen if r.status == "running")
+        return len(chosen), len(closed), declined, in_flight
+
+    groups: dict[str, list[_Return]] = defaultdict(list)
+    for r in returns:
+        groups[r.text(dimension)].append(r)
+    by_group = tuple(
+        GroupVolume(
+            name,
+            *tally(chosen),
+            durations(r.took for r in chosen if r.took is not None),
+        )
+        for name, chosen in sorted(groups.items())
+    )
+    opened, closed, declined, in_flight = tally(returns)
+    lapsed = sum(1 for r in returns if r.status != "running" and r.text("ticket") == "lapsed")
+    rates = []
+    for dim in ("category", "artist") if sold else ():
+        returned = Counter(r.text(dim) for r in returns)
+        for name in sorted(set(returned) | set(sold[dim])):
+            if sold[dim].get(name):
+                rates.append(ReturnRate(dim, name, Rate(returned.get(name, 0), sold[dim][name])))
+    return Volume(
+        opened, closed, declined, lapsed, in_flight, dimension, by_group, bool(sold), tuple(rates)
+    )
+
+
+class _Tasks(NamedTuple):
+    """What the indicators read of the task table."""
+
+    #: (step, role) -> waiting, working and total seconds of each completed step.
+    spent: dict[tuple[str, str], tuple[list[int], list[int], list[int]]]
+    #: (step, role) -> tasks with a due time, breached, open and late, escalated.
+    due: dict[tuple[str, str], tuple[int, int, int, int]]
+    names: dict[str, str]
+    #: step -> failed tasks still open (incidents), and the steps' names.
+    failed: dict[str, int]
+    #: The instances that reached the survey's wait.
+    asked: set[int]
+
+
+def _tasks(
+    conn: Connection, cohort: Select[tuple[int]], now: datetime, paths: ReturnPaths
+) -> _Tasks:
+    """People's tasks (user and manual) but those cancelled, grouped in SQL for the
+    deadlines and read one by one (five numbers) for the percentiles of their times;
+    failed tasks; the survey's wait."""
+    people = and_(
+        TASK.c.kind.in_(PEOPLE_KINDS), TASK.c.state != "CANCELLED", _in(TASK.c.instance_id, cohort)
+    )
+    created = _epoch(conn, TASK.c.created_at)
+    claimed = _epoch(conn, TASK.c.claimed_at)
+    ended = _epoch(conn, TASK.c.ended_at)
+    never_claimed = TASK.c.claimed_at.is_(None)
+    times = select(
+        TASK.c.bpmn_id,
+        TASK.c.role,
+        case((never_claimed, ended), else_=claimed) - created,
+        case((never_claimed, 0), else_=ended - claimed),
+        ended - created,
+    ).where(people, TASK.c.state == "COMPLETED", TASK.c.ended_at.is_not(None))
+    spent: dict[tuple[str, str], tuple[list[int], list[int], list[int]]] = defaultdict(
+        lambda: ([], [], [])
+    )
+    for step, role, waited, worked, total in conn.execute(times):
+        lists = spent[(step, _role(role))]
+        lists[0].append(int(waited))
+        lists[1].append(int(worked))
+        lists[2].append(int(total))
+
+    has_due = TASK.c.due_at.is_not(None)
+    is_open = and_(TASK.c.ended_at.is_(None), TASK.c.state.in_(OPEN_STATES))
+    open_late = and_(is_open, TASK.c.due_at < now)
+    late = or_(and_(TASK.c.ended_at.is_not(None), TASK.c.ended_at > TASK.c.due_at), open_late)
+
+    def count(condition: ColumnElement[bool]) -> ColumnElement[int]:
+        return func.sum(case((condition, 1), else_=0))
+
+    grouped = (
+        select(
+            TASK.c.bpmn_id,
+            TASK.c.role,
+            func.max(TASK.c.name),
+            count(has_due),
+            count(and_(has_due, late)),
+            count(and_(has_due, open_late)),
+            count(and_(has_due, TASK.c.escalated_to.is_not(None))),
+        )
+        .where(people)
+        .group_by(TASK.c.bpmn_id, TASK.c.role)
+    )
+    due: dict[tuple[str, str], tuple[int, int, int, int]] = {}
+    names: dict[str, str] = {}
+    for step, role, name, with_due, breached, still_open, escalated in conn.execute(grouped):
+        names[step] = max(names.get(step, name), name)
+        if with_due:
+            counts = (int(with_due), int(breached or 0), int(still_open or 0), int(escalated or 0))
+            due[(step, _role(role))] = counts
+    failed: dict[str, int] = {}
+    incidents = (
+        select(TASK.c.bpmn_id, func.max(TASK.c.name), func.count())
+        .where(TASK.c.state == "FAILED", TASK.c.instance_id.in_(cohort))
+        .group_by(TASK.c.bpmn_id)
+    )
+    for step, name, n in conn.execute(incidents):
+        failed[step] = int(n)
+        names.setdefault(step, name)
+    survey = select(TASK.c.instance_id).where(
+        TASK.c.bpmn_id == paths.survey_step, _in(TASK.c.instance_id, cohort)
+    )
+    asked = set(conn.execute(survey).scalars())
+    return _Tasks(spent, due, names, failed, asked)
+
+
+def _times(tasks: _Tasks) -> tuple[tuple[StepTime, ...], tuple[RoleTime, ...]]:
+    """Waiting, working and total time of people's completed steps, per step and role
+    and per role."""
+    by_role: dict[str, tuple[list[int], list[int], list[int]]] = defaultdict(lambda: ([], [], []))
+    for (_, role), lists in tasks.spent.items():
+        for mine, theirs in zip(by_role[role], lists, strict=True):
+            mine.extend(theirs)
+    steps = tuple(
+        StepTime(step, tasks.names.get(step, step), role, *(durations(v) for v in lists))
+        for (step, role), lists in sorted(tasks.spent.items())
+    )
+    roles = tuple(
+        RoleTime(role, *(durations(v) for v in lists)) for role, lists in sorted(by_role.items())
+    )
+    return steps, roles
+
+
+def _deadlines(tasks: _Tasks, now: datetime, returns: list[_Return]) -> Deadlines:
+    per_role: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for (_, role), counts in tasks.due.items():
+        for i, n in enumerate(counts):
+            per_role[role][i] += n
+    steps = [
+        StepDeadlines(step, tasks.names.get(step, step), role, *counts)
+        for (step, role), counts in sorted(tasks.due.items())
+    ]
+    roles = [RoleDeadlines(role, *counts) for role, counts in sorted(per_role.items())]
+    paid_late, unpaid = [], []
+    due = 0
+    today = now.astimezone(UTC).date()
+    for r in returns:
+        deadline = _day(r.fields.get("refund_deadline"))
+        if deadline is None:
+            continue
+        due += 1
+        paid = _moment(r.fields.get("refunded_at"))
+        if paid is not None and paid.date() > deadline:
+            paid_late.append(LateRefund(r.rma, deadline, paid))
+        elif paid is None and r.status == "running" and today > deadline:
+            unpaid.append(LateRefund(r.rma, deadline, None))
+    return Deadlines(
+        tuple(steps),
+        tuple(roles),
+        Rate(sum(s.breached for s in steps), sum(s.with_due for s in steps)),
+        sum(s.escalated for s in steps),
+        due,
+        tuple(sorted(paid_late, key=lambda r: r.rma)),
+        tuple(sorted(unpaid, key=lambda r: r.rma)),
+    )
+
+
+def _role(value: Any) -> str:
+    """A role or step as text; NONE for none."""
+    return NONE if value is None else str(value)
+
+
+def _day(value: Any) -> date | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def _moment(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _quality(
+    conn: Connection, cohort: Select[tuple[int]], tasks: _Tasks, returns: list[_Return]
+) -> Quality:
+    failed_kind = EVENT.c.kind == "handler_failed"
+    calls: dict[str, list[int]] = {}
+    names: dict[str, str] = {}
+    # Read from the index ix_event_kind_step alone.
+    query = (
+        select(EVENT.c.bpmn_id, func.count(), func.sum(case((failed_kind, 1), else_=0)))
+        .where(EVENT.c.kind.in_(HANDLER_EVENTS), _in(EVENT.c.instance_id, cohort))
+        .group_by(EVENT.c.bpmn_id)
+    )
+    for step, n, failed in conn.execute(query):
+        calls[_role(step)] = [int(n), int(failed or 0), 0]
+    failing = set()
+    failures = select(EVENT.c.instance_id, EVENT.c.bpmn_id, EVENT.c.task_name).where(
+        failed_kind, _in(EVENT.c.instance_id, cohort)
+    )
+    for instance_id, step, name in conn.execute(failures):
+        failing.add(instance_id)
+        names[_role(step)] = max(names.get(_role(step), ""), str(name or _role(step)))
+    for step, n in tasks.failed.items():
+        calls.setdefault(step, [0, 0, 0])[2] += n
+        names.setdefault(step, tasks.names.get(step, step))
+    return Quality(
+        inspections=_counts(r.text("inspection") for r in returns if r.fields.get("inspection")),
+        disputes=_counts(r.text("dispute") for r in returns if r.fields.get("dispute")),
+        error_rate=Rate(sum(c[1] for c in calls.values()), sum(c[0] for c in calls.values())),
+        open_incidents=sum(c[2] for c in calls.values()),
+        returns_with_failures=len(failing),
+        steps=tuple(
+            StepErrors(step, names[step], *calls[step])
+            for step in sorted(calls)
+            if calls[step][1] or calls[step][2]
+        ),
+    )
+
+
+def _counts(values: Iterable[str]) -> tuple[Count, ...]:
+    return tuple(Count(k, n) for k, n in sorted(Counter(values).items()))
+
+
+def _score(r: _Return) -> int | None:
+    value = r.fields.get("score")
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _mean(scores: Sequence[int]) -> Decimal | None:
+    if not scores:
+        return None
+    return (Decimal(sum(scores)) / Decimal(len(scores))).quantize(Decimal("0.01"))
+
+
+def _customers(tasks: _Tasks, returns: list[_Return], dimension: str) -> Customers:
+    asked = set(tasks.asked)
+    answered = [r for r in returns if _score(r) is not None]
+    asked |= {r.id for r in answered}
+    scores = [s for r in answered if (s := _score(r)) is not None]
+    groups: dict[str, list[_Return]] = defaultdict(list)
+    for r in returns:
+        if r.id in asked:
+            groups[r.text(dimension)].append(r)
+    by_group = []
+    for name, chosen in sorted(groups.items()):
+        group_scores = [s for r in chosen if (s := _score(r)) is not None]
+        by_group.append(GroupScore(name, Rate(len(group_scores), len(chosen)), _mean(group_scores)))
+    return Customers(
+        responses=Rate(len(answered), len(asked)),
+        scores=_counts(str(s) for s in scores),
+        mean=_mean(scores),
+        by_group=tuple(by_group),
+    )
+
+
+def _money(returns: list[_Return]) -> tuple[MoneyLine, ...]:
+    totals: dict[tuple[str, str], list[Any]] = {}
+
+    def add(kind: str, amount: Decimal | None, currency: Any) -> None:
+        if amount is None or not currency:
+            return
+        slot = totals.setdefault((kind, str(currency)), [Decimal(0), 0])
+        slot[0] += amount
+        slot[1] += 1
+
+    for r in returns:
+        paid = r.decimal("refunded_amount")
+        add("refunded", paid, r.fields.get("refunded_currency"))
+        if paid is not None:  # the refund's breakdown counts once it is paid
+            currency = r.fields.get("refund_currency") or r.fields.get("refunded_currency")
+            fee, shipping = r.decimal("restocking_fee"), r.decimal("shipping_refunded")
+            add("restocking_fees", fee if fee else None, currency)
+            add("shipping_subsidies", shipping if shipping else None, currency)
+        add(
+            "insurance_recovered", r.decimal("recovered_amount"), r.fields.get("recovered_currency")
+        )
+        add("charged", r.decimal("charged_amount"), r.fields.get("charged_currency"))
+    order = {kind: i for i, kind in enumerate(MONEY_KINDS)}
+    return tuple(
+        MoneyLine(kind, Amount(total, currency), n)
+        for (kind, currency), (total, n) in sorted(
+            totals.items(), key=lambda item: (order[item[0][0]], item[0][1])
+        )
+    )
+
+
+def _reasons(returns: list[_Return], sold: Mapping[str, Counter[str]]) -> Reasons:
+    counts = Counter((r.text("reason"), r.text("category"), r.text("channel")) for r in returns)
+    flagged = []
+    if sold:
+        per_category = Counter(r.text("category") for r in returns)
+        known = {c: n for c, n in per_category.items() if sold["category"].get(c)}
+        overall = Rate(sum(known.values()), sum(sold["category"].values()))
+        for category, n in sorted(known.items()):
+            rate = Rate(n, sold["category"][category])
+            if (
+                n >= FLAG_MIN_RETURNS
+                and n * overall.whole > FLAG_FACTOR * overall.part * rate.whole
+            ):
+                flagged.append(Flag(category, rate, overall))
+    return Reasons(
+        tuple(ReasonCount(*key, n) for key, n in sorted(counts.items())),
+        tuple(flagged),
+    )
+
+
+def seconds_text(seconds: int | None) -> str:
+    """A duration for people: 3d 4h, 2h 5m, 40s."""
+    if seconds is None:
+        return NONE
+    left = timedelta(seconds=seconds)
+    days, rest = left.days, left.seconds
+    hours, minutes = rest // 3600, rest % 3600 // 60
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {rest % 60}s"
+    return f"{rest}s"
+
+
+__all__ = [
+    "DIMENSIONS",
+    "Indicators",
+    "ReturnPaths",
+    "Row",
+    "compute",
+    "durations",
+    "seconds_text",
+]
