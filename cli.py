@@ -3414,8 +3414,28 @@ def handlers_command(obj: Context, as_json: bool) -> None:
     type=click.IntRange(min=1),
     help="Returns taken in per worker run.",
 )
+@click.option(
+    "--seed-history",
+    metavar="N",
+    type=click.IntRange(min=1),
+    help="Fill --db, an empty database, with N generated returns, and stop.",
+)
+@click.option("--seed", default=0, show_default=True, help="The generator's seed.")
+@click.option(
+    "--report-history",
+    metavar="N",
+    type=click.IntRange(min=1),
+    help="Time `report` on N generated returns (a temporary SQLite file).",
+)
+@click.option(
+    "--report-pg",
+    metavar="URL",
+    help="With --report-history, also on PostgreSQL (a schema of its own per run).",
+)
 @click.option("--markdown", is_flag=True, help="Print a Markdown table (for docs/benchmarks.md).")
+@pass_context
 def bench(
+    obj: Context,
     instances: int,
     rounds: int,
     history_sizes: str,
@@ -3425,6 +3445,10 @@ def bench(
     engine_part: bool,
     workers_pg: str | None,
     worker_returns: int,
+    seed_history: int | None,
+    seed: int,
+    report_history: int | None,
+    report_pg: str | None,
     markdown: bool,
 ) -> None:
     """Measure the engine, and time whole commands beside their targets.
@@ -3438,27 +3462,50 @@ def bench(
     processes on PostgreSQL, beside one process with handlers inline on SQLite:
     throughput and step latency (p50, p95).
 
-    Uses its own temporary SQLite files (and, with --workers-pg, schemas of its own,
-    dropped afterwards); --db is not touched. Making 10,000 returns takes minutes;
-    --cli-returns 0 skips the commands.
+    With --report-history N, also `report` timed on N generated returns (5 % still in
+    flight) on SQLite, and with --report-pg on PostgreSQL, beside its target (5 s).
+
+    Uses its own temporary SQLite files (and, with --workers-pg or --report-pg, schemas
+    of its own, dropped afterwards); --db is not touched. Making 10,000 returns takes
+    minutes; --cli-returns 0 skips the commands.
+
+    --seed-history N does only this: it fills --db (a SQLite file or a PostgreSQL URL,
+    holding no returns yet) with N returns copied, with their own numbers, people and
+    dates, from template returns run through the engine, and orders never returned
+    (docs/benchmarks.md says what is real and what is varied). The same --seed makes
+    the same returns.
 
     \b
       artreturns bench --markdown
       artreturns bench --cli-returns 0
       artreturns bench --instances 100 --rounds 3 --cli-returns 1000 --cli-runs 5
       artreturns bench --no-engine --cli-returns 0 --workers-pg postgresql://localhost/db
+      artreturns --db history.db bench --seed-history 100000 --seed 7
+      artreturns bench --no-engine --cli-returns 0 --report-history 100000 --markdown
+      artreturns bench --report-history 100000 --report-pg postgresql://localhost/db
     """
     import tempfile
 
     from engine import bench as bench_module
 
+    def progress(line: str) -> None:
+        click.echo(line, err=True)
+
+    if seed_history:
+        from handlers import seed_history as generator
+
+        made = generator.seed(obj.db, seed_history, seed=seed, progress=progress)
+        statuses = ", ".join(f"{n:,} {s}" for s, n in sorted(made.by_status.items()))
+        categories = ", ".join(f"{n:,} {c}" for c, n in made.by_category.most_common())
+        click.echo(f"{made.returns:,} returns ({statuses}) and {made.orders:,} orders")
+        click.echo(f"categories: {categories}")
+        click.echo(f"seeded in {made.seconds:,.0f} s")
+        return
+
     try:
         sizes = [int(part) for part in history_sizes.split(",") if part.strip()]
     except ValueError as exc:
         raise InputError(f"--history {history_sizes!r} is not a list of numbers") from exc
-
-    def progress(line: str) -> None:
-        click.echo(line, err=True)
 
     if engine_part:
         report = bench_module.run(
@@ -3474,6 +3521,10 @@ def bench(
         from handlers import bench_workers
 
         bench_workers.measure(report, workers_pg, worker_returns, progress=progress)
+    if report_history:
+        from handlers import seed_history as generator
+
+        generator.measure(report, report_history, pg=report_pg, seed=seed, progress=progress)
     if cli_returns:
         from handlers import bench as returns_bench
 
