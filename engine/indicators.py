@@ -13,16 +13,19 @@ the short version:
   nearest rank: the value at rank ceil(p * n) of the n values sorted.
 - **Money** is summed per currency, as `Decimal`.
 
-Task and event figures are grouped in SQL (GROUP BY, and window functions for the
-percentiles); the few fields of a return's data the indicators need are extracted in
-SQL with one JSON parse per return (`json_extract` with many paths on SQLite, a
-materialised `jsonb` on PostgreSQL) and aggregated in one pass.
+Task and event figures are grouped in SQL (the durations of each step come back as
+one joined text per step and role, for the percentiles); the few fields of a return's
+data the indicators need are read with one JSON parse per return (`json_extract` with
+every path at once on SQLite; on PostgreSQL the text is read and parsed here, which is
+faster than `jsonb`) and aggregated in one pass, on a second connection while the
+first reads the tasks and the history. docs/monitoring.md says what each query costs.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -47,7 +50,6 @@ from sqlalchemy import (
     table,
 )
 from sqlalchemy import cast as sql_cast
-from sqlalchemy.dialects.postgresql import JSONB
 
 from engine.persistence.records import EventRecord, InstanceRecord, TaskRecord
 
@@ -548,18 +550,31 @@ def compute(
     until: datetime | None = None,
     by: str | None = None,
     paths: ReturnPaths | None = None,
+    parallel: bool = True,
 ) -> Indicators:
     """Every indicator over the returns started in [since, until), as they stood at
-    `now`, read on `conn` (SQLite or PostgreSQL)."""
+    `now`, read on `conn` (SQLite or PostgreSQL).
+
+    With `parallel`, the returns' data is read on a second connection of the same
+    database while `conn` reads the tasks and the history, so that the database and
+    Python work at the same time; the two reads may then see the database a moment
+    apart (a command that lands in between counts in one and not yet in the other)."""
     if by is not None and by not in DIMENSIONS:
         raise ValueError(f"unknown breakdown {by!r}; one of {', '.join(DIMENSIONS)}")
     paths = paths or ReturnPaths()
     window = Window(since, until, now, by, paths.process)
-    returns = _returns(conn, _cohort(window), paths)
     cohort = select(INSTANCE.c.id).where(*_cohort(window))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        reading = (
+            pool.submit(_returns_apart, conn, _cohort(window), paths)
+            if parallel and _shareable(conn)
+            else None
+        )
+        sold = _sold(conn, paths)
+        tasks = _tasks(conn, cohort, now, paths)
+        calls = _handler_calls(conn, cohort)
+        returns = reading.result() if reading else _returns(conn, _cohort(window), paths)
     dimension = by if by in RETURN_DIMENSIONS else "category"
-    sold = _sold(conn, paths)
-    tasks = _tasks(conn, cohort, now, paths)
     steps, roles = _times(tasks)
     return Indicators(
         window=window,
@@ -577,11 +592,31 @@ def compute(
             ),
         ),
         deadlines=_deadlines(tasks, now, returns),
-        quality=_quality(conn, cohort, tasks, returns),
+        quality=_quality(calls, tasks, returns),
         customers=_customers(tasks, returns, dimension),
         money=_money(returns),
         reasons=_reasons(returns, sold),
     )
+
+
+def _shareable(conn: Connection) -> bool:
+    """Whether a second connection sees the same database (not an in-memory SQLite)."""
+    url = conn.engine.url
+    return url.get_backend_name() != "sqlite" or url.database not in (None, "", ":memory:")
+
+
+def _returns_apart(
+    conn: Connection, cohort: list[ColumnElement[bool]], paths: ReturnPaths
+) -> list[_Return]:
+    with conn.engine.connect() as other:
+        return _returns(other, cohort, paths)
+
+
+def _joined(conn: Connection, value: ColumnElement[int]) -> ColumnElement[str]:
+    """The group's values as one text, comma-separated (in no particular order)."""
+    if conn.dialect.name == "sqlite":
+        return func.group_concat(value, ",")
+    return func.string_agg(sql_cast(value, Text), ",")
 
 
 def _in(col: ColumnElement[int], cohort: Select[tuple[int]]) -> ColumnElement[bool]:
@@ -629,31 +664,20 @@ def _returns(
         (ended - started).label("took"),
     ]
     if conn.dialect.name == "sqlite":
-        extracted: ColumnElement[Any] = func.json_extract(
-            INSTANCE.c.data, *["$." + ".".join(k) for k in keys]
-        )
+        # One parse of the text per return, whatever the number of paths.
+        extracted = func.json_extract(INSTANCE.c.data, *["$." + ".".join(k) for k in keys])
         query = select(*base, extracted).where(*cohort)
+        pick: Callable[[Any], list[Any]] = _as_list
     else:
-        parsed = (
-            select(*base, sql_cast(INSTANCE.c.data, JSONB).label("j"))
-            .where(*cohort)
-            .cte("parsed")
-            .prefix_with("MATERIALIZED")
-        )
-        extracted = sql_cast(
-            func.jsonb_build_array(*[func.jsonb_extract_path(parsed.c.j, *k) for k in keys]),
-            Text,
-        )
-        query = select(
-            parsed.c.id, parsed.c.business_key, parsed.c.status, parsed.c.took, extracted
-        )
+        # PostgreSQL parses JSON more slowly than orjson does here: read the text.
+        query = select(*base, INSTANCE.c.data).where(*cohort)
+        pick = _picker(keys)
+
     found = []
     nothing = [None] * len(names)
     rows: Iterable[Any] = conn.execute(query).all()
-    for number, key, status, took, values in rows:
-        decoded = orjson.loads(values) if values else nothing
-        if not isinstance(decoded, list):  # one path: json_extract gives the value itself
-            decoded = [decoded]
+    for number, key, status, took, text in rows:
+        decoded = pick(orjson.loads(text)) if text else nothing
         found.append(
             _Return(
                 number,
@@ -664,6 +688,41 @@ def _returns(
             )
         )
     return found
+
+
+def _as_list(value: Any) -> list[Any]:
+    """json_extract's answer: an array of the values, or the value itself for one path."""
+    return value if isinstance(value, list) else [value]
+
+
+def _picker(keys: Sequence[Sequence[str]]) -> Callable[[Any], list[Any]]:
+    """A function that takes the values at every path of `keys` from a return's stored
+    data in one walk (paths sharing a start share the steps); None where there is
+    none. A dict the data tagged as {"$dict": ...} is looked into."""
+    trie: dict[Any, Any] = {}
+    for index, path in enumerate(keys):
+        node = trie
+        for key in path:
+            node = node.setdefault(key, {})
+        node[None] = index
+
+    def fill(data: Any, node: dict[Any, Any], out: list[Any]) -> None:
+        for key, below in node.items():
+            if key is None:
+                out[below] = data
+            elif type(data) is dict:
+                value = data.get(key)
+                if value is None and "$dict" in data and len(data) == 1:
+                    value = data["$dict"].get(key)
+                if value is not None:
+                    fill(value, below, out)
+
+    def pick(data: Any) -> list[Any]:
+        out: list[Any] = [None] * len(keys)
+        fill(data, trie, out)
+        return out
+
+    return pick
 
 
 def _sold(conn: Connection, paths: ReturnPaths) -> dict[str, Counter[str]]:
@@ -737,21 +796,25 @@ def _tasks(
     claimed = _epoch(conn, TASK.c.claimed_at)
     ended = _epoch(conn, TASK.c.ended_at)
     never_claimed = TASK.c.claimed_at.is_(None)
-    times = select(
-        TASK.c.bpmn_id,
-        TASK.c.role,
-        case((never_claimed, ended), else_=claimed) - created,
-        case((never_claimed, 0), else_=ended - claimed),
-        ended - created,
-    ).where(people, TASK.c.state == "COMPLETED", TASK.c.ended_at.is_not(None))
-    spent: dict[tuple[str, str], tuple[list[int], list[int], list[int]]] = defaultdict(
-        lambda: ([], [], [])
+    waited = case((never_claimed, ended), else_=claimed) - created
+    worked = case((never_claimed, 0), else_=ended - claimed)
+    # Every duration is needed for the percentiles; they come back joined in one text
+    # per step and role, which costs far less than a row each.
+    times = (
+        select(TASK.c.bpmn_id, TASK.c.role, _joined(conn, waited), _joined(conn, worked))
+        .where(people, TASK.c.state == "COMPLETED", TASK.c.ended_at.is_not(None))
+        .group_by(TASK.c.bpmn_id, TASK.c.role)
     )
-    for step, role, waited, worked, total in conn.execute(times):
-        lists = spent[(step, _role(role))]
-        lists[0].append(int(waited))
-        lists[1].append(int(worked))
-        lists[2].append(int(total))
+    spent: dict[tuple[str, str], tuple[list[int], list[int], list[int]]] = {}
+    for step, role, waited_text, worked_text in conn.execute(times):
+        waits = [int(x) for x in waited_text.split(",")]
+        works = [int(x) for x in worked_text.split(",")]
+        # total = waiting + working: creation to end.
+        spent[(step, _role(role))] = (
+            waits,
+            works,
+            [a + b for a, b in zip(waits, works, strict=True)],
+        )
 
     has_due = TASK.c.due_at.is_not(None)
     is_open = and_(TASK.c.ended_at.is_(None), TASK.c.state.in_(OPEN_STATES))
@@ -872,9 +935,16 @@ def _moment(value: Any) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _quality(
-    conn: Connection, cohort: Select[tuple[int]], tasks: _Tasks, returns: list[_Return]
-) -> Quality:
+class _Calls(NamedTuple):
+    """Handler attempts per step: [calls, failed, open incidents]; the steps' names;
+    the instances with a failed attempt."""
+
+    per_step: dict[str, list[int]]
+    names: dict[str, str]
+    failing: set[int]
+
+
+def _handler_calls(conn: Connection, cohort: Select[tuple[int]]) -> _Calls:
     failed_kind = EVENT.c.kind == "handler_failed"
     calls: dict[str, list[int]] = {}
     names: dict[str, str] = {}
@@ -891,8 +961,15 @@ def _quality(
         failed_kind, _in(EVENT.c.instance_id, cohort)
     )
     for instance_id, step, name in conn.execute(failures):
-        failing.add(instance_id)
+        failing.add(int(instance_id))
         names[_role(step)] = max(names.get(_role(step), ""), str(name or _role(step)))
+    return _Calls(calls, names, failing)
+
+
+def _quality(found: _Calls, tasks: _Tasks, returns: list[_Return]) -> Quality:
+    calls = {step: list(counts) for step, counts in found.per_step.items()}
+    names = dict(found.names)
+    failing = found.failing
     for step, n in tasks.failed.items():
         calls.setdefault(step, [0, 0, 0])[2] += n
         names.setdefault(step, tasks.names.get(step, step))

@@ -683,17 +683,24 @@ def test_generated_histories_match_a_brute_force_count(
     blank: Engine, history: dict[str, Any]
 ) -> None:
     write(blank, history)
-    with blank.db.connect() as conn:
-        found = compute(
-            conn,
-            now=at(history["now"]) or T0,
-            since=at(history["since"]),
-            until=at(history["until"]),
-            by=history["by"],
-        )
+
+    def report_of(parallel: bool) -> Indicators:
+        with blank.db.connect() as conn:
+            return compute(
+                conn,
+                now=at(history["now"]) or T0,
+                since=at(history["since"]),
+                until=at(history["until"]),
+                by=history["by"],
+                parallel=parallel,
+            )
+
+    found = report_of(parallel=True)
     got, want = actual(found), expected(history)
     for key in want:
         assert got[key] == want[key], key
+    # Everything on one connection: the same answer.
+    assert report_of(parallel=False) == found
     # The other forms carry the same numbers.
     data = found.as_data()
     assert data["volume"]["opened"] == found.volume.opened
