@@ -2999,15 +2999,8 @@ def _write_report(found: Any, fmt: str, out: Any) -> None:
         for row in found.rows():
             writer.writerow([getattr(row, name) for name in REPORT_CSV])
     elif fmt == "html":
-        try:
-            render = import_module("engine.report_html").render
-        except ModuleNotFoundError as exc:
-            if exc.name != "engine.report_html":
-                raise
-            raise click.ClickException(
-                "html needs engine/report_html.py (render(indicators) -> str), which this "
-                "installation does not have; use --format table, json or csv"
-            ) from exc
+        from engine.report_html import render
+
         out.write(render(found))
     else:
         _print_report(found, out)
