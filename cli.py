@@ -3072,6 +3072,19 @@ def _print_report(found: Any, out: Any) -> None:
                 f"{miss.breached}/{miss.with_due}" if miss else "-",
                 str(miss.escalated) if miss else "-",
             )
+        timed = {(s.step, s.role) for s in t.steps}
+        for key, miss in late.items():  # open past their due time, none done yet
+            if key not in timed:
+                steps.add_row(
+                    miss.name,
+                    miss.role,
+                    "0",
+                    "-",
+                    "-",
+                    "-",
+                    f"{miss.breached}/{miss.with_due}",
+                    str(miss.escalated),
+                )
         console.print(steps)
     if by != "step":
         roles = table(
@@ -3096,6 +3109,17 @@ def _print_report(found: Any, out: Any) -> None:
                 f"{miss.breached}/{miss.with_due}" if miss else "-",
                 str(miss.escalated) if miss else "-",
             )
+        for role, miss in late_roles.items():
+            if role not in {r.role for r in t.roles}:
+                roles.add_row(
+                    role,
+                    "0",
+                    "-",
+                    "-",
+                    "-",
+                    f"{miss.breached}/{miss.with_due}",
+                    str(miss.escalated),
+                )
         console.print(roles)
     names = {s.step: s.name for s in t.steps}
     summary = table("Summary", "indicator", "value")
