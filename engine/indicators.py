@@ -612,11 +612,12 @@ def _returns_apart(
         return _returns(other, cohort, paths)
 
 
-def _joined(conn: Connection, value: ColumnElement[int]) -> ColumnElement[str]:
-    """The group's values as one text, comma-separated (in no particular order)."""
+def _joined(conn: Connection, value: ColumnElement[Any]) -> ColumnElement[str]:
+    """The group's values (text) as one text, comma-separated, in no particular order;
+    NULLs are left out, and a group of none gives NULL."""
     if conn.dialect.name == "sqlite":
         return func.group_concat(value, ",")
-    return func.string_agg(sql_cast(value, Text), ",")
+    return func.string_agg(value, ",")
 
 
 def _in(col: ColumnElement[int], cohort: Select[tuple[int]]) -> ColumnElement[bool]:
@@ -786,37 +787,22 @@ class _Tasks(NamedTuple):
 def _tasks(
     conn: Connection, cohort: Select[tuple[int]], now: datetime, paths: ReturnPaths
 ) -> _Tasks:
-    """People's tasks (user and manual) but those cancelled, grouped in SQL for the
-    deadlines and read one by one (five numbers) for the percentiles of their times;
-    failed tasks; the survey's wait."""
-    people = and_(
-        TASK.c.kind.in_(PEOPLE_KINDS), TASK.c.state != "CANCELLED", _in(TASK.c.instance_id, cohort)
-    )
+    """In one scan of the cohort's tasks, grouped by step and role: people's tasks
+    (user and manual, but those cancelled) with their due times counted and the waiting
+    and working time of each one completed (joined in one text: every value is needed
+    for the percentiles, and a row each would cost far more); the instances that
+    reached the survey's wait. Then the failed tasks, through their index."""
+    is_people = and_(TASK.c.kind.in_(PEOPLE_KINDS), TASK.c.state != "CANCELLED")
+    is_survey = TASK.c.bpmn_id == paths.survey_step
     created = _epoch(conn, TASK.c.created_at)
     claimed = _epoch(conn, TASK.c.claimed_at)
     ended = _epoch(conn, TASK.c.ended_at)
     never_claimed = TASK.c.claimed_at.is_(None)
     waited = case((never_claimed, ended), else_=claimed) - created
     worked = case((never_claimed, 0), else_=ended - claimed)
-    # Every duration is needed for the percentiles; they come back joined in one text
-    # per step and role, which costs far less than a row each.
-    times = (
-        select(TASK.c.bpmn_id, TASK.c.role, _joined(conn, waited), _joined(conn, worked))
-        .where(people, TASK.c.state == "COMPLETED", TASK.c.ended_at.is_not(None))
-        .group_by(TASK.c.bpmn_id, TASK.c.role)
-    )
-    spent: dict[tuple[str, str], tuple[list[int], list[int], list[int]]] = {}
-    for step, role, waited_text, worked_text in conn.execute(times):
-        waits = [int(x) for x in waited_text.split(",")]
-        works = [int(x) for x in worked_text.split(",")]
-        # total = waiting + working: creation to end.
-        spent[(step, _role(role))] = (
-            waits,
-            works,
-            [a + b for a, b in zip(waits, works, strict=True)],
-        )
-
-    has_due = TASK.c.due_at.is_not(None)
+    done = and_(is_people, TASK.c.state == "COMPLETED", TASK.c.ended_at.is_not(None))
+    spent_text = sql_cast(waited, Text) + ":" + sql_cast(worked, Text)
+    has_due = and_(is_people, TASK.c.due_at.is_not(None))
     is_open = and_(TASK.c.ended_at.is_(None), TASK.c.state.in_(OPEN_STATES))
     open_late = and_(is_open, TASK.c.due_at < now)
     late = or_(and_(TASK.c.ended_at.is_not(None), TASK.c.ended_at > TASK.c.due_at), open_late)
@@ -829,21 +815,35 @@ def _tasks(
             TASK.c.bpmn_id,
             TASK.c.role,
             func.max(TASK.c.name),
+            count(is_people),
+            _joined(conn, case((done, spent_text))),
             count(has_due),
             count(and_(has_due, late)),
             count(and_(has_due, open_late)),
             count(and_(has_due, TASK.c.escalated_to.is_not(None))),
+            _joined(conn, case((is_survey, sql_cast(TASK.c.instance_id, Text)))),
         )
-        .where(people)
+        .where(or_(is_people, is_survey), _in(TASK.c.instance_id, cohort))
         .group_by(TASK.c.bpmn_id, TASK.c.role)
     )
+    spent: dict[tuple[str, str], tuple[list[int], list[int], list[int]]] = {}
     due: dict[tuple[str, str], tuple[int, int, int, int]] = {}
     names: dict[str, str] = {}
-    for step, role, name, with_due, breached, still_open, escalated in conn.execute(grouped):
-        names[step] = max(names.get(step, name), name)
-        if with_due:
-            counts = (int(with_due), int(breached or 0), int(still_open or 0), int(escalated or 0))
-            due[(step, _role(role))] = counts
+    asked: set[int] = set()
+    for step, role, name, people, times, *counts, surveyed in conn.execute(grouped):
+        key = (step, _role(role))
+        if people:
+            names[step] = max(names.get(step, name), name)
+        if times:
+            pairs = [pair.split(":") for pair in times.split(",")]
+            waits, works = [int(w) for w, _ in pairs], [int(k) for _, k in pairs]
+            # total = waiting + working: creation to end.
+            spent[key] = (waits, works, [w + k for w, k in zip(waits, works, strict=True)])
+        if counts[0]:
+            with_due, breached, still_open, escalated = (int(c or 0) for c in counts)
+            due[key] = (with_due, breached, still_open, escalated)
+        if surveyed:
+            asked.update(int(i) for i in surveyed.split(","))
     failed: dict[str, int] = {}
     incidents = (
         select(TASK.c.bpmn_id, func.max(TASK.c.name), func.count())
@@ -853,10 +853,6 @@ def _tasks(
     for step, name, n in conn.execute(incidents):
         failed[step] = int(n)
         names.setdefault(step, name)
-    survey = select(TASK.c.instance_id).where(
-        TASK.c.bpmn_id == paths.survey_step, _in(TASK.c.instance_id, cohort)
-    )
-    asked = set(conn.execute(survey).scalars())
     return _Tasks(spent, due, names, failed, asked)
 
 
