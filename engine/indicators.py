@@ -732,10 +732,12 @@ def _sold(conn: Connection, paths: ReturnPaths) -> dict[str, Counter[str]]:
         return {}
     sold = table(paths.sold_table, column("category"), column("artist"))
     counts: dict[str, Counter[str]] = {"category": Counter(), "artist": Counter()}
-    for dimension in counts:
-        col = sold.c[dimension]
-        for value, n in conn.execute(select(col, func.count()).group_by(col)):
-            counts[dimension][str(value)] = int(n)
+    pairs = select(sold.c.category, sold.c.artist, func.count()).group_by(
+        sold.c.category, sold.c.artist
+    )
+    for category, artist, n in conn.execute(pairs):  # one scan for both
+        counts["category"][str(category)] += int(n)
+        counts["artist"][str(artist)] += int(n)
     return counts if any(counts.values()) else {}
 
 

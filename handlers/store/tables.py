@@ -59,6 +59,8 @@ artworks = Table(
     Column("flags", JSON, nullable=False),
     Column("condition", JSON, nullable=False),
     ForeignKeyConstraint(["order_number"], ["sales_order.order_number"]),
+    # Return rates count the works sold per category and artist (revision r0003).
+    Index("ix_sales_artwork_category_artist", "category", "artist"),
 )
 
 rma_numbers = Table(
