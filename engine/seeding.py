@@ -239,7 +239,7 @@ class Writer:
 
     def close(self) -> None:
         """Write what is left; on PostgreSQL move the sequences of `serial` tables past
-        the ids given; gather the planner's statistics."""
+        the ids given and vacuum the tables written; gather the planner's statistics."""
         self.flush()
         if self.postgres:
             with self.pg.cursor() as cursor:
@@ -248,8 +248,12 @@ class Writer:
                         f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
                         f"(SELECT coalesce(max(id), 0) + 1 FROM {table}), false)"
                     )
-                cursor.execute("ANALYZE")
             self.pg.commit()
+            # What autovacuum would do by itself in a while: the visibility map set (so
+            # that index-only scans stay in the index) and the planner's statistics.
+            self.pg.autocommit = True
+            for table in self.pending:
+                self.pg.execute(f"VACUUM ANALYZE {table}")
             self.pg.close()
         else:
             self.lite.execute("ANALYZE")
