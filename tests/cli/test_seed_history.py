@@ -125,6 +125,7 @@ def _dump(path: Path) -> dict[str, Any]:
         }
 
 
+@pytest.mark.slow  # two more seeds, about 25 s
 def test_the_same_seed_makes_the_same_history(
     seeded: tuple[str, seed_history.Seeded], tmp_path: Path
 ) -> None:
