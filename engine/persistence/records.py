@@ -132,7 +132,6 @@ class InstanceRecord(Base):
     definition_id: Mapped[int] = mapped_column(ForeignKey("definition.id"))
     process_version: Mapped[int]
     status: Mapped[str] = mapped_column(String(20))
-    state: Mapped[str] = mapped_column(Text)
     serializer_version: Mapped[str] = mapped_column(String(16))
     #: Optimistic locking: every update says WHERE revision = <the revision loaded>
     #: and bumps it; a concurrent change leaves zero rows and the command fails.
@@ -152,6 +151,9 @@ class InstanceRecord(Base):
     #: command, so that reads need not restore the state; None when it holds a value
     #: that would not read back as itself, or for an instance not changed since 0005.
     data: Mapped[str | None] = mapped_column(Text)
+    #: The workflow's serialized state: last in the row, so that SQLite reads the other
+    #: columns without reading through it (revision 0010).
+    state: Mapped[str] = mapped_column(Text)
 
 
 class JobRecord(Base):
