@@ -1,14 +1,13 @@
 """`artreturns bench --seed-history N`: generated returns that read like the engine's own.
 
-A small history is seeded on SQLite (and on PostgreSQL when ARTRETURNS_TEST_PG is set);
-every hash chain verifies, a seeded return shows the same page through the driver and
-through the engine, the counts are what the generator says it made, and the same seed
-makes the same database."""
+A small history is seeded on SQLite and on PostgreSQL (ARTRETURNS_TEST_PG: skipped
+without it, failed in CI); every hash chain verifies, a seeded return shows the same
+page through the driver and through the engine, the counts are what the generator says
+it made, and the same seed makes the same database."""
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
@@ -22,7 +21,6 @@ import cli as cli_module
 from handlers import seed_history
 
 COUNT = 200
-PG = os.environ.get("ARTRETURNS_TEST_PG")
 
 
 def run(*args: str) -> Result:
@@ -140,11 +138,10 @@ def test_the_same_seed_makes_the_same_history(
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    if not PG:
-        pytest.skip("ARTRETURNS_TEST_PG is not set: no PostgreSQL to seed")
     from engine.bench import postgres_schema
+    from tests.conftest import postgres_base_url  # skips here, fails in CI, without one
 
-    with postgres_schema(PG) as url:
+    with postgres_schema(postgres_base_url().render_as_string(hide_password=False)) as url:
         yield url
 
 
