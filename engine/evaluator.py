@@ -13,10 +13,13 @@ never through `eval`/`exec` with full builtins:
   through guards that refuse huge results before building them.
 * A time limit, checked on every line, call and loop pass, stops Python-level work that
   runs too long.
-
-What this cannot bound is memory spent inside the time limit by code that allocates in
-many small steps; a deployment that runs diagrams from people it does not trust should
-also cap the process (for example with resource limits on the worker).
+* A memory limit, checked with the time limit (at most every millisecond), stops an
+  evaluation once the process's resident memory has grown by more than the limit since
+  the evaluation's first millisecond: code that allocates in many small steps (each
+  under the guards' limits) is stopped there, not when the machine runs out. It reads
+  /proc/self/statm, so it holds on Linux; elsewhere only the time limit and the guards
+  bound memory. The resident size is the whole process's, so memory another thread
+  takes at the same moment counts too (a false stop, never a missed one).
 
 Compiled code is cached per source text, so a condition is compiled once per process.
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import ast
 import math
+import os
 import re
 import sys
 import threading
@@ -50,6 +54,11 @@ from engine.errors import EvaluationTimeoutError, ExpressionError
 
 #: Default wall-clock limit for one evaluation, in seconds.
 DEFAULT_TIME_LIMIT = 1.0
+#: Default limit on what one evaluation may add to the process's resident memory.
+DEFAULT_MEMORY_LIMIT = 256 * 1024 * 1024
+#: How often (seconds) a running evaluation's memory is measured; the first measure,
+#: the baseline, is taken this long after it starts, so quick evaluations cost nothing.
+MEMORY_CHECK_INTERVAL = 0.001
 #: Largest sequence (string, list, bytes) an expression may build in one operation, and
 #: the most elements a builtin may walk through in one C call (nested ones included).
 MAX_SEQUENCE_LENGTH = 1_000_000
@@ -548,28 +557,90 @@ def _scope(names: Mapping[str, Any]) -> dict[str, Any]:
     return scope
 
 
-class _Deadline:
-    """A trace function that interrupts Python code running past a deadline.
+class _OutOfMemory(BaseException):
+    """Raised by the trace function when an evaluation's memory passes its limit."""
 
-    Loops and comprehensions produce line events on every iteration, so anything that
-    runs long in Python frames is stopped; single C calls are bounded by the guards.
+
+class _Statm:
+    """The resident size of this process, read from /proc/self/statm (Linux).
+
+    The file stays open (one read is about a microsecond); it is opened again in a
+    forked child, whose /proc/self is another file."""
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._fd: int | None = None
+        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+        self._lock = threading.Lock()
+
+    def resident_bytes(self) -> int | None:
+        """The resident size in bytes, or None where it cannot be read."""
+        with self._lock:
+            if self._pid != os.getpid():
+                self._pid = os.getpid()
+                try:
+                    self._fd = os.open("/proc/self/statm", os.O_RDONLY)
+                except OSError:
+                    self._fd = None
+            if self._fd is None:
+                return None
+            try:
+                fields = os.pread(self._fd, 128, 0).split()
+            except OSError:
+                return None
+        return int(fields[1]) * self._page
+
+
+_STATM = _Statm()
+
+
+class _Deadline:
+    """A trace function that interrupts Python code running past a deadline, or
+    growing the process's memory past a limit.
+
+    Loops and comprehensions produce line events on every iteration, and every call of
+    a guard is a call event, so anything that runs long or allocates much in Python
+    frames is seen; single C calls are bounded by the guards.
     """
 
-    def __init__(self, limit: float) -> None:
-        self.deadline = time.monotonic() + limit
+    def __init__(self, limit: float, memory_limit: int | None) -> None:
+        now = time.monotonic()
+        self.deadline = now + limit
         self.limit = limit
+        self.memory_limit = memory_limit
+        self.next_measure = now + MEMORY_CHECK_INTERVAL if memory_limit else math.inf
+        self.baseline: int | None = None
 
     def __call__(self, frame: FrameType, event: str, arg: Any) -> Any:
-        if time.monotonic() > self.deadline:
+        now = time.monotonic()
+        if now > self.deadline:
             raise _OutOfTime(f"evaluation exceeded {self.limit:g} s")
+        if now >= self.next_measure:
+            self._measure(now)
         return self
+
+    def _measure(self, now: float) -> None:
+        resident = _STATM.resident_bytes()
+        if resident is None or self.memory_limit is None:
+            self.next_measure = math.inf
+            return
+        self.next_measure = now + MEMORY_CHECK_INTERVAL
+        if self.baseline is None:
+            self.baseline = resident
+        elif resident - self.baseline > self.memory_limit:
+            raise _OutOfMemory(resident - self.baseline)
 
 
 class Evaluator:
     """Evaluate diagram expressions and run diagram scripts in a restricted namespace."""
 
-    def __init__(self, time_limit: float = DEFAULT_TIME_LIMIT) -> None:
+    def __init__(
+        self,
+        time_limit: float = DEFAULT_TIME_LIMIT,
+        memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
+    ) -> None:
         self.time_limit = time_limit
+        self.memory_limit = memory_limit
         self._local = threading.local()
 
     def evaluate(self, source: str, names: Mapping[str, Any]) -> Any:
@@ -601,7 +672,7 @@ class Evaluator:
         nested = getattr(self._local, "active", False)
         if not nested:
             self._local.active = True
-            sys.settrace(_Deadline(self.time_limit))
+            sys.settrace(_Deadline(self.time_limit, self.memory_limit))
         try:
             return eval(code, scope)  # noqa: S307 - restricted code, guarded globals
         except _OutOfTime as exc:
@@ -609,6 +680,15 @@ class Evaluator:
                 f"expression stopped after {self.time_limit:g} s",
                 source,
                 hint="Simplify the expression; diagram expressions must be quick.",
+            ) from exc
+        except _OutOfMemory as exc:
+            grown = exc.args[0] if exc.args else 0
+            raise ExpressionError(
+                f"expression stopped: it took {grown / 2**20:,.0f} MB of memory; "
+                f"the limit is {(self.memory_limit or 0) / 2**20:,.0f} MB",
+                source,
+                hint="Diagram expressions must work on small data; "
+                "move bulk work into a service task's handler.",
             ) from exc
         finally:
             if not nested:

@@ -548,6 +548,104 @@ def test_an_endless_loop_inside_a_builtin_is_stopped() -> None:
     assert run.peak_mb < PEAK_MB  # stopped by the clock, not by running out of memory
 
 
+# -- the memory limit ---------------------------------------------------------------
+
+#: Each pass keeps a new string of a million characters (1 MB, or 4 MB of emoji): under
+#: every size guard, so only the memory limit (or the clock) can stop it.
+MEMORY_HOGS = [
+    "len([' ' * 999_990 + str(i) for i in range(10 ** 5)])",
+    "len(['\U0001f600' * 999_999 for i in range(10 ** 5)])",
+    "len({i: (i,) * 499_999 for i in range(10 ** 5)})",
+]
+HOG_SCRIPT = "kept = []\nfor i in range(10 ** 5):\n    kept.append(' ' * 999_990 + str(i))"
+LINUX_MEMORY = pytest.mark.skipif(
+    not Path("/proc/self/statm").exists(), reason="the memory limit reads /proc/self/statm"
+)
+SMALL_MEMORY = 32 * 2**20
+
+
+@LINUX_MEMORY
+@pytest.mark.parametrize("source", MEMORY_HOGS)
+def test_an_expression_taking_too_much_memory_is_stopped(source: str) -> None:
+    ev = Evaluator(time_limit=3, memory_limit=SMALL_MEMORY)
+    with pytest.raises(ExpressionError, match="memory") as raised:
+        ev.evaluate(source, {})
+    assert not isinstance(raised.value, EvaluationTimeoutError)  # the clock did not
+    assert "the limit is 32 MB" in raised.value.message
+    assert raised.value.expression == source
+    assert raised.value.hint
+    assert ev.evaluate("1 + 1", {}) == 2  # and it works again afterwards
+
+
+@LINUX_MEMORY
+def test_a_script_taking_too_much_memory_is_stopped_and_changes_nothing() -> None:
+    names: dict[str, Any] = {"keep": 1}
+    ev = Evaluator(time_limit=3, memory_limit=SMALL_MEMORY)
+    with pytest.raises(ExpressionError, match="memory"):
+        ev.execute(HOG_SCRIPT, names)
+    assert names == {"keep": 1}
+
+
+def test_without_the_memory_limit_only_the_clock_stops_a_memory_hog() -> None:
+    # Control: the same hog runs on until the time limit when there is no memory limit,
+    # so the tests above see the memory limit at work, not some other guard.
+    ev = Evaluator(time_limit=0.05, memory_limit=None)
+    with pytest.raises(EvaluationTimeoutError):
+        ev.evaluate(MEMORY_HOGS[0], {})
+
+
+def test_ordinary_work_is_not_stopped_by_the_memory_limit() -> None:
+    # Results as large as the guards allow are well under the limit.
+    ev = Evaluator(time_limit=10)
+    assert ev.memory_limit == evaluator.DEFAULT_MEMORY_LIMIT
+    assert ev.evaluate("len([str(i) for i in range(10 ** 5)])", {}) == 10**5
+    assert ev.evaluate("len(' ' * 10 ** 6 + '')", {}) == 10**6
+    assert ev.evaluate("len(['\U0001f600' * 10 ** 6, ' ' * 10 ** 6])", {}) == 2
+
+
+def _peak_growth_in_a_child(source: str, memory_limit: int | None) -> tuple[str, float]:
+    """Evaluate `source` in a child process (1 GiB address space, 20 s time limit);
+    return the exception's class and how far its resident memory grew, in MB."""
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+        "from engine.evaluator import Evaluator\n"
+        "def hwm():\n"
+        "    status = open('/proc/self/status').read()\n"
+        "    return int(status.split('VmHWM:')[1].split()[0]) / 1024\n"
+        "before = hwm()\n"
+        f"ev = Evaluator(time_limit=20, memory_limit={memory_limit})\n"
+        "try:\n"
+        "    ev.evaluate(sys.argv[1], {})\n"
+        "    outcome = 'returned'\n"
+        "except BaseException as exc:\n"
+        "    outcome = type(exc).__name__\n"
+        "print(outcome, hwm() - before)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, source],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+    )
+    if done.returncode != 0 or not done.stdout.strip():
+        return f"crashed ({done.returncode}): {done.stderr[-300:]}", 0.0
+    outcome, grown = done.stdout.split()
+    return outcome, float(grown)
+
+
+@LINUX_MEMORY
+def test_the_memory_a_stopped_evaluation_reached_is_bounded() -> None:
+    # Measured from outside the evaluator: the child's peak resident memory grew by the
+    # limit plus what one millisecond and one guarded operation can add, no more.
+    limit_mb = 64
+    outcome, grown = _peak_growth_in_a_child(MEMORY_HOGS[1], limit_mb * 2**20)
+    assert outcome == "ExpressionError"
+    assert limit_mb * 0.9 < grown < limit_mb + 48
+
+
 @pytest.mark.parametrize(
     "source",
     [
