@@ -3184,11 +3184,25 @@ def evidence_add(obj: Context, rma: str, files: tuple[Path, ...]) -> None:
 def evidence_list(obj: Context, rma: str, as_json: bool) -> None:
     """List the evidence of RMA: name, kind, size, SHA-256, locked or not, intact or not.
 
+    Every file is checked against its SHA-256 as it is listed; when one was changed or
+    is missing, the list is shown and the command exits with 5, naming it.
+
     \b
       artreturns evidence list RMA-2026-000001 --json
     """
     obj.engine.authorize(obj.actor, "evidence list", "read", target=rma)
     items = desk.list_evidence(obj.engine, obj.folders, rma)
+    broken = [f"{item['name']} ({item['sha256'][:12]})" for item in items if not item["intact"]]
+    _list_evidence(rma, items, as_json)
+    if broken:
+        raise HistoryBrokenError(
+            f"evidence of {rma} changed or missing: {', '.join(broken)}",
+            f"Restore the original: `artreturns evidence add {rma} FILE` puts back a "
+            "file whose content has the SHA-256 recorded.",
+        )
+
+
+def _list_evidence(rma: str, items: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
         _echo_json(items)
         return

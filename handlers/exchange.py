@@ -7,7 +7,7 @@ from typing import Any
 
 from engine.registry import TaskContext
 from handlers.common import HandlerInputError, need
-from handlers.money import Money
+from handlers.money import Money, MoneyError
 
 
 def price_difference(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
@@ -21,7 +21,12 @@ def price_difference(params: Mapping[str, Any], ctx: TaskContext) -> dict[str, A
     """
     artworks = need(params, "artworks", list)
     replacement = need(params, "replacement", Mapping)
-    new_price = Money.from_data(replacement.get("price"))
+    try:
+        new_price = Money.from_data(replacement.get("price"))
+    except MoneyError as exc:
+        raise HandlerInputError(f"the replacement's price cannot be read: {exc}") from exc
+    if not new_price.is_positive:
+        raise HandlerInputError(f"the replacement's price must be more than zero, not {new_price}")
     returned = Money.zero(new_price.currency)
     for work in artworks:
         price = Money.from_data(work.get("price"))

@@ -7,12 +7,12 @@ import contextlib
 import json
 import reprlib
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from engine.registry import BpmnError, TaskContext
 from handlers.common import HandlerInputError, need, rma_of, services
-from handlers.money import EXPONENTS, Money, MoneyError
+from handlers.money import EXPONENTS, PLAIN_AMOUNT, Money, MoneyError
 
 OUTCOMES = ("accepted", "accepted_with_deduction", "transit_damage", "mismatch")
 ZONES = ("surface", "support", "frame_glazing", "base_mount", "packaging")
@@ -231,11 +231,10 @@ def _money(amount: Any, currency: Any, price: Money, problems: list[str]) -> lis
     if isinstance(amount, bool) or not isinstance(amount, str | int):
         problems.append(f"The deduction {_SHORT.repr(amount)} is not an amount: {how}.")
         return []
-    try:
-        value = Decimal(str(amount).strip())
-    except InvalidOperation:
+    if not PLAIN_AMOUNT.fullmatch(str(amount).strip()):  # no NaN, 1e3, +5 or 1_000
         problems.append(f"The deduction {_SHORT.repr(amount)} is not an amount: {how}.")
         return []
+    value = Decimal(str(amount).strip())
     exponent = value.as_tuple().exponent
     if isinstance(exponent, int) and -exponent > digits:
         # "4.500" is EUR 4.50 to a computer and EUR 4,500 to many people: never guess.

@@ -6,6 +6,7 @@ in the database as integer minor units with the currency code beside them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -24,6 +25,9 @@ EXPONENTS = {
 }
 #: Largest amount accepted anywhere (the price of a very expensive work, with room).
 MAX_AMOUNT = Decimal("1000000000000")
+#: An amount written as text: ASCII digits, at most one dot with digits after it, and
+#: a minus sign in front for a negative amount (which only the house's sums produce).
+PLAIN_AMOUNT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 
 
 class MoneyError(ValueError):
@@ -49,18 +53,36 @@ class Money:
                 f"{self.amount} {self.currency} has more decimals than the currency allows "
                 f"({EXPONENTS[self.currency]})"
             )
-        object.__setattr__(self, "amount", self.amount.quantize(quantum))
+        amount = self.amount.quantize(quantum)
+        object.__setattr__(self, "amount", amount.copy_abs() if amount.is_zero() else amount)
 
     @classmethod
     def of(cls, amount: str | int | Decimal, currency: str) -> Money:
-        """Parse an amount given as text, int or Decimal (never float)."""
+        """Parse an amount given as text, int or Decimal (never float).
+
+        Text is read as people write an amount (`PLAIN_AMOUNT`): "1200.00", "-5", never
+        "1e3", "+5", "1_000", full-width digits or ".5"; and with no more decimals than the
+        currency has, even zeros: "4.500" is EUR 4.50 to a computer and EUR 4,500 to
+        many people, so it is refused, not guessed."""
         if isinstance(amount, float | bool):
             raise MoneyError(f"amounts are never {type(amount).__name__}: {amount!r}")
+        code = str(currency).strip().upper()
+        if isinstance(amount, int | Decimal):
+            return cls(code, Decimal(amount))
+        text = str(amount).strip()
         try:
-            value = Decimal(str(amount).strip())
+            value = Decimal(text)
         except (InvalidOperation, ValueError) as exc:
             raise MoneyError(f"{amount!r} is not an amount") from exc
-        return cls(str(currency).strip().upper(), value)
+        if value.is_finite() and not PLAIN_AMOUNT.fullmatch(text):
+            raise MoneyError(
+                f"{amount!r} is not an amount as one is written here: digits, with a dot "
+                "before the cents (no exponent, sign '+', separators or other digits)"
+            )
+        written = len(text.partition(".")[2])
+        if code in EXPONENTS and written > EXPONENTS[code]:
+            raise MoneyError(f"{amount!r} has more decimals than {code} has ({EXPONENTS[code]})")
+        return cls(code, value)
 
     @classmethod
     def from_minor(cls, minor: int, currency: str) -> Money:

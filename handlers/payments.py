@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 
 from engine.registry import BpmnError, TaskContext
 from handlers.common import HandlerInputError, day, need, rma_of, services
-from handlers.money import EXPONENTS, Money, MoneyError
+from handlers.money import Money, MoneyError
 from handlers.store.ledger import CHANNELS
 
 #: Sales of at least this much are refunded only to the original payer (EU AMLD5).
@@ -167,15 +167,6 @@ def _confirmed_amount(confirmed: Any, due: Money) -> Money:
         _refuse(
             f"The amount cannot be read: {exc}. Write it with a dot before the cents and no "
             f"thousands separators, for example {due.amount}."
-        )
-    digits = EXPONENTS[amount.currency]
-    written = Decimal(str(confirmed.get("amount")).strip()).as_tuple().exponent
-    if isinstance(written, int) and -written > digits:
-        # "4.500" is EUR 4.50 to a computer and EUR 4,500 to many people: never guess.
-        _refuse(
-            f"The amount {confirmed.get('amount')!r} has more decimals than {amount.currency} has "
-            f"({digits}): write it with a dot before the cents and no thousands separators, "
-            f"for example {due.amount}."
         )
     if not amount.is_positive:
         _refuse(f"The amount to refund must be more than zero, not {amount}.")

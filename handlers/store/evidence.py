@@ -3,17 +3,29 @@
 Files live content-addressed under `<evidence>/<sha[:2]>/<sha>`; the table records which
 return each belongs to, its name, size and kind. Locking a return's evidence (a
 suspected switch, a dispute) makes the records final and the files read-only.
+
+What may be added, and where the store writes: the operator names a file and it is read
+(the command runs as the operator, who may read it anyway) when it is a regular file,
+not a symbolic link, a directory, a device or a pipe. The store's own paths come from
+the content's digest alone: no name, label, extension or return number a user gives is
+ever part of a path, so none can make the store write or read outside its folder. A
+symbolic link found inside the store (planted in place of a file or of a `<sha[:2]>`
+folder) is never followed: the file counts as changed, and adding its content again
+replaces the link with the file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-import shutil
 import stat
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy import Connection, select, update
 
@@ -24,6 +36,8 @@ KINDS = ("photo", "video", "document", "report")
 MAX_BYTES = 200 * 1024 * 1024
 _PHOTO = {".jpg", ".jpeg", ".png", ".heic", ".webp", ".tif", ".tiff"}
 _VIDEO = {".mp4", ".mov", ".m4v"}
+_CHUNK = 1 << 20
+_READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 
 
 class EvidenceError(ValueError):
@@ -57,25 +71,29 @@ class Evidence:
     def add(self, rma: str, source: Path, actor: str, kind: str | None = None) -> Item:
         """Copy a regular file in; the same content twice for one return is kept once.
 
+        The file is hashed as it is copied, so what is stored is what was hashed even
+        when the source changes meanwhile. Content already stored is not written again
+        unless its stored file was changed or removed: then this copy restores it.
+
         Files may be added after the evidence was locked (a dispute locks it before the
         inspection's photos exist): they are kept beside the locked ones, unlocked until
         the next lock, and nothing locked ever changes."""
-        if source.is_symlink() or not source.is_file():
-            raise EvidenceError(f"{source} is not a regular file")
-        size = source.stat().st_size
-        if size > MAX_BYTES:
-            raise EvidenceError(f"{source} is {size:,} bytes; the limit is {MAX_BYTES:,}")
-        digest = hashlib.sha256()
-        with source.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        sha = digest.hexdigest()
-        target = self.path(sha)
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_suffix(".partial")
-            shutil.copyfile(source, partial)
-            os.replace(partial, target)
+        name = source.name
+        if not name or any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise EvidenceError(f"{str(source)!r} has no usable file name")
+        chosen = kind or kind_of(name)
+        if chosen not in KINDS:
+            raise EvidenceError(f"kind {chosen!r} is not one of {', '.join(KINDS)}")
+        with _open_regular(source) as handle, self._incoming() as (partial, out):
+            sha, size = _copy(handle, out, source)
+            target = self.path(sha)
+            if not intact(self.folder, sha):
+                self._shard(target.parent)
+                out.flush()
+                os.fsync(out.fileno())
+                os.replace(partial, target)
+                if self._locked_file(sha):
+                    target.chmod(_READ_ONLY)
         existing = (
             self.conn.execute(
                 select(evidence).where(evidence.c.rma == rma, evidence.c.sha256 == sha)
@@ -83,22 +101,19 @@ class Evidence:
             .mappings()
             .first()
         )
-        chosen = kind or kind_of(source.name)
-        if chosen not in KINDS:
-            raise EvidenceError(f"kind {chosen!r} is not one of {', '.join(KINDS)}")
         if existing is None:
             self.conn.execute(
                 evidence.insert().values(
                     rma=rma,
                     sha256=sha,
-                    name=source.name,
+                    name=name,
                     size=size,
                     kind=chosen,
                     added_at=self.now,
                     added_by=actor,
                 )
             )
-        return Item(sha, source.name, size, chosen, locked=False)
+        return Item(sha, name, size, chosen, locked=False)
 
     def items(self, rma: str) -> list[Item]:
         rows = self.conn.execute(
@@ -122,8 +137,8 @@ class Evidence:
         )
         for item in self.items(rma):
             path = self.path(item.sha256)
-            if path.exists():
-                path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+            if intact(self.folder, item.sha256):
+                path.chmod(_READ_ONLY)
         return int(done.rowcount or 0)
 
     def path(self, sha: str) -> Path:
@@ -132,12 +147,71 @@ class Evidence:
             raise EvidenceError(f"{sha!r} is not a SHA-256 digest")
         return path
 
-    def _locked(self, rma: str) -> bool:
+    def _shard(self, shard: Path) -> Path:
+        """The `<sha[:2]>` folder, made when missing; a link there is refused."""
+        with contextlib.suppress(FileExistsError):
+            shard.mkdir()
+        if shard.is_symlink() or not shard.is_dir():
+            raise EvidenceError(
+                f"{shard} in the evidence store is not a folder of the store (a link or a "
+                "file stands in its place): move it away and add the file again"
+            )
+        return shard
+
+    @contextlib.contextmanager
+    def _incoming(self) -> Iterator[tuple[Path, BinaryIO]]:
+        """A new, private file in the store's folder (never an existing one, never
+        through a link), removed unless it was moved into place."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".incoming-", dir=self.folder)
+        partial = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                yield partial, out
+        finally:
+            partial.unlink(missing_ok=True)
+
+    def _locked_file(self, sha: str) -> bool:
         return (
             self.conn.execute(
                 select(evidence.c.id).where(
-                    evidence.c.rma == rma, evidence.c.locked_at.is_not(None)
+                    evidence.c.sha256 == sha, evidence.c.locked_at.is_not(None)
                 )
             ).first()
             is not None
         )
+
+
+@contextlib.contextmanager
+def _open_regular(path: Path) -> Iterator[BinaryIO]:
+    """`path` opened for reading when it is a regular file, not through a link at its
+    last step (O_NOFOLLOW), and without waiting on a pipe (O_NONBLOCK)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if path.is_symlink():
+            raise EvidenceError(f"{path} is a symbolic link, not a regular file") from exc
+        raise EvidenceError(f"{path} cannot be read: {exc.strerror or exc}") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise EvidenceError(f"{path} is not a regular file")
+        handle = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with handle:
+        yield handle
+
+
+def _copy(source: BinaryIO, out: BinaryIO, path: Path) -> tuple[str, int]:
+    """Copy `source` to `out`, hashing it; its SHA-256 and size. Stops past MAX_BYTES."""
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in iter(lambda: source.read(_CHUNK), b""):
+        size += len(chunk)
+        if size > MAX_BYTES:
+            raise EvidenceError(f"{path} is more than {MAX_BYTES:,} bytes, the limit")
+        digest.update(chunk)
+        out.write(chunk)
+    return digest.hexdigest(), size

@@ -245,6 +245,9 @@ def _order(raw: Mapping[str, Any], number: str) -> Order:
     delivered_at = _date(raw.get("delivered_at"), "delivered_at", required=False)
     if delivered_at is not None and delivered_at < sold_at:
         raise ValueError("delivered_at is before sold_at")
+    shipping_charge = Money.of(raw.get("shipping_charge") or "0", currency)
+    if shipping_charge.amount < 0:
+        raise ValueError(f"shipping_charge {shipping_charge} must not be less than zero")
     return Order(
         order_number=number,
         channel=channel,
@@ -254,7 +257,7 @@ def _order(raw: Mapping[str, Any], number: str) -> Order:
         delivered_at=delivered_at,
         payment_method=str(raw.get("payment_method") or "original").strip(),
         payer=str(raw.get("payer") or name).strip(),
-        shipping_charge=Money.of(raw.get("shipping_charge") or "0", currency),
+        shipping_charge=shipping_charge,
         customer={
             "name": name,
             "email": email,

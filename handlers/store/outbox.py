@@ -14,7 +14,9 @@ idempotency key is stored once. How it leaves depends on the setting ARTRETURNS_
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +28,7 @@ from sqlalchemy import Connection, and_, func, or_, select
 from handlers.store.tables import outbox
 
 SMTP_ENV = "ARTRETURNS_SMTP"
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
 def smtp_configured() -> bool:
@@ -258,9 +261,22 @@ class Outbox:
 def write_file(
     folder: Path, rma: str, number: int, notice: str, locale: str, subject: str, body: str
 ) -> str:
-    """Write a notice as `<folder>/<RMA>/<NNN>-<notice>.<locale>.txt`; return its path."""
-    target = folder / rma
+    """Write a notice as `<folder>/<RMA>/<NNN>-<notice>.<locale>.txt`; return its path.
+
+    Each part is made a plain file name first (`file_name`): a business key such as
+    "../x" or "/etc" names a folder inside the outbox, never one outside it."""
+    target = folder / file_name(rma)
     target.mkdir(parents=True, exist_ok=True)
-    path = target / f"{number:03d}-{notice}.{locale}.txt"
+    path = target / f"{number:03d}-{file_name(notice)}.{file_name(locale)}.txt"
     path.write_text(f"{subject}\n\n{body}", encoding="utf-8")
     return str(path)
+
+
+def file_name(text: str) -> str:
+    """`text` as one plain file name: letters, digits, '-' and '_' kept, anything else
+    (a slash, a dot, a space, a non-ASCII letter) made '_', with a short digest of the
+    text added when anything was replaced, so that two texts never share a name."""
+    safe = _UNSAFE.sub("_", text)
+    if safe == text and safe:
+        return safe
+    return f"{safe[:60]}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"

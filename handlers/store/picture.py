@@ -9,6 +9,7 @@ command line on a connection it opened with the driver alone.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -123,16 +124,24 @@ def evidence_path(folder: Path, sha: str) -> Path | None:
 
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
 
 
 def intact(folder: Path, sha: str) -> bool:
-    """Whether the stored file of this digest is there and still has it."""
+    """Whether the stored file of this digest is there and still has it. A symbolic
+    link in the store, in place of the file or of its folder, is never followed: it
+    does not count as the file."""
     path = evidence_path(folder, sha)
-    return path is not None and path.is_file() and sha256_of(path) == sha
+    if path is None or path.parent.is_symlink() or path.is_symlink() or not path.is_file():
+        return False
+    try:
+        return sha256_of(path) == sha
+    except OSError:  # unreadable, or replaced by a link since the check
+        return False
 
 
 def closing_rule(data: Mapping[str, Any]) -> str | None:
