@@ -11,7 +11,9 @@ the file, the element's id and its line:
 - flow nodes no start event reaches, and nodes (other than end events) with no way on;
 - timers that are neither ISO 8601 (a date, a duration, a repeating interval) nor an
   expression;
-- when the procedure asks for it, user tasks without a due-time timer or a form.
+- when the procedure asks for it, user tasks without a due-time timer or a form;
+- processes with more than MAX_STEPS steps (SpiffWorkflow's parser recurses along a
+  path of steps and fails, deep in Python, on a few hundred).
 
 Only executable processes are checked: SpiffWorkflow ignores the others.
 """
@@ -33,6 +35,10 @@ if TYPE_CHECKING:
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
+
+#: Most flow nodes (tasks, events, gateways) one executable process may hold, its
+#: subprocesses included. The largest process shipped has under a hundred.
+MAX_STEPS = 400
 
 #: What a procedure may ask of every user task (roles.toml: `user_tasks_need`).
 USER_TASK_NEEDS = ("due_time", "form")
@@ -210,9 +216,25 @@ def blocking(root: etree._Element, file: str) -> list[Problem]:
     """What keeps a document from being handed to SpiffWorkflow at all: elements the
     engine cannot run, and sequence flows from or to no element."""
     checker = _Checker(file, frozenset(), set())
+    too_big: list[Problem] = []
     for process in _executable(root):
+        steps = 0
         for container in _containers(process):
-            _flows(checker, container, _nodes(container), report=True)
+            nodes = _nodes(container)
+            steps += len(nodes)
+            _flows(checker, container, nodes, report=True)
+        if steps > MAX_STEPS:
+            too_big.append(
+                Problem(
+                    f"the process has {steps:,} steps; the limit is {MAX_STEPS:,}: "
+                    "split it into processes that call each other",
+                    file,
+                    process.get("id"),
+                    process.sourceline,
+                )
+            )
+    if too_big:  # the other checks would only repeat themselves over thousands of steps
+        return too_big
     return [*unsupported(root, file), *checker.problems]
 
 

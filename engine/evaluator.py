@@ -33,11 +33,11 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from functools import lru_cache
 from types import CodeType, FrameType
-from typing import Any
+from typing import Any, cast
 
 from RestrictedPython.compile import compile_restricted_eval, compile_restricted_exec
 from RestrictedPython.Eval import default_guarded_getitem
@@ -71,12 +71,35 @@ MAX_RANGE = 100_000
 #: Longest expression or script, in characters.
 MAX_SOURCE_LENGTH = 20_000
 
+#: Builtins that reach files, code or the interpreter: no diagram may even name them
+#: (none is in the evaluator's builtins either, so naming one could only fail later).
+UNAVAILABLE_NAMES = frozenset(
+    {
+        "open",
+        "compile",
+        "globals",
+        "locals",
+        "vars",
+        "getattr",
+        "setattr",
+        "delattr",
+        "dir",
+        "help",
+        "memoryview",
+        "bytearray",
+    }
+)
+
 _CONTAINERS = (list, tuple, set, frozenset, dict)
 _TEXT = (str, bytes)
 
 
+class _LimitError(ValueError):
+    """A guard refused to build a result this large (a ValueError, as Python's own)."""
+
+
 def _limit_error(what: str, size: int) -> ValueError:
-    return ValueError(f"{what}: {size:,} exceeds the limit of {MAX_SEQUENCE_LENGTH:,}")
+    return _LimitError(f"{what}: {size:,} exceeds the limit of {MAX_SEQUENCE_LENGTH:,}")
 
 
 def _check_length(length: int, what: str) -> None:
@@ -121,7 +144,7 @@ def _guarded_pow(base: Any, exp: Any, mod: Any = None) -> Any:
     if isinstance(base, int) and isinstance(exp, int) and exp > 0 and abs(base) > 1:
         bits = exp * math.log2(abs(base))
         if bits > MAX_INT_BITS:
-            raise ValueError(
+            raise _LimitError(
                 f"{base} ** {exp} would have about {int(bits)} bits; limit is {MAX_INT_BITS}"
             )
     return base**exp
@@ -137,13 +160,13 @@ def _guarded_mul(left: Any, right: Any) -> Any:
     if isinstance(left, int) and isinstance(right, int):
         bits = left.bit_length() + right.bit_length()
         if bits > MAX_PRODUCT_BITS:
-            raise ValueError(f"a product of about {bits:,} bits; limit is {MAX_PRODUCT_BITS:,}")
+            raise _LimitError(f"a product of about {bits:,} bits; limit is {MAX_PRODUCT_BITS:,}")
         return left * right
     for seq, count in ((left, right), (right, left)):
         if _size(seq) is not None and isinstance(count, int) and count > 0:
             each = _footprint(seq, MAX_SEQUENCE_LENGTH // count + 1)
             if each * count > MAX_SEQUENCE_LENGTH:
-                raise ValueError(
+                raise _LimitError(
                     f"repeating a sequence of {each:,} elements {count:,} times exceeds "
                     f"{MAX_SEQUENCE_LENGTH:,}"
                 )
@@ -164,12 +187,12 @@ def _guarded_mod(left: Any, right: Any) -> Any:
     if isinstance(left, str):
         for width, precision in _PERCENT_SPEC.findall(left):
             if "*" in (width, precision):
-                raise ValueError("%-formatting with a width taken from the data ('*')")
+                raise _LimitError("%-formatting with a width taken from the data ('*')")
             for digits in (width, precision):
                 if digits:
                     _check_length(int(digits), "a %-format width")
     elif isinstance(left, bytes):
-        raise ValueError("%-formatting of bytes is not available")
+        raise _LimitError("%-formatting of bytes is not available")
     return left % right
 
 
@@ -179,7 +202,7 @@ def _guarded_lshift(left: Any, right: Any) -> Any:
         and isinstance(right, int)
         and right + left.bit_length() > MAX_INT_BITS
     ):
-        raise ValueError(f"{left} << {right} exceeds {MAX_INT_BITS} bits")
+        raise _LimitError(f"{left} << {right} exceeds {MAX_INT_BITS} bits")
     return left << right
 
 
@@ -260,7 +283,7 @@ def _guarded_getattr(obj: Any, name: str, default: Any = None) -> Any:
 def _guarded_range(*args: int) -> range:
     result = range(*args)
     if len(result) > MAX_RANGE:
-        raise ValueError(f"range of {len(result):,} items exceeds {MAX_RANGE:,}")
+        raise _LimitError(f"range of {len(result):,} items exceeds {MAX_RANGE:,}")
     return result
 
 
@@ -333,14 +356,14 @@ def _walking(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _guarded_sum(items: Any, start: Any = 0) -> Any:
     if not isinstance(start, int | float | Decimal):
-        raise ValueError("sum() adds numbers; join sequences with a comprehension")
+        raise _LimitError("sum() adds numbers; join sequences with a comprehension")
     _check_footprint(items, "sum()")
     return sum(items, start)
 
 
 def _decimal_bound(value: Any, what: str) -> None:
     if isinstance(value, Decimal) and value.is_finite() and abs(value.adjusted()) > MAX_INT_BITS:
-        raise ValueError(f"{what} of a decimal with exponent {value.adjusted():,}")
+        raise _LimitError(f"{what} of a decimal with exponent {value.adjusted():,}")
 
 
 def _guarded_round(value: Any, *args: Any) -> Any:
@@ -412,6 +435,12 @@ class _Policy(RestrictingNodeTransformer):
     def visit_For(self, node: ast.For) -> ast.AST:  # noqa: N802
         return self._ticking(node)
 
+    def visit_Name(self, node: ast.Name) -> ast.AST:  # noqa: N802
+        if node.id in UNAVAILABLE_NAMES:
+            self.error(node, f"'{node.id}' is not available in diagram expressions")
+            return node
+        return cast(ast.AST, super().visit_Name(node))
+
     def visit_Import(self, node: ast.Import) -> ast.AST:  # noqa: N802
         self.error(node, "import is not allowed in diagram expressions")
         return node
@@ -449,6 +478,8 @@ class _Policy(RestrictingNodeTransformer):
 def _build_builtins() -> dict[str, Any]:
     names = dict(safe_builtins)
     for unsafe in ("__build_class__", "id", "hash", "callable", "issubclass", "range"):
+        names.pop(unsafe, None)
+    for unsafe in UNAVAILABLE_NAMES:
         names.pop(unsafe, None)
     # Exceptions are not needed by expressions that may not catch them.
     exceptions = [
@@ -542,11 +573,70 @@ def _compile(source: str, mode: str) -> CodeType:
 
 
 def check(source: str, mode: str = "eval") -> None:
-    """Compile `source` without running it; raise ExpressionError if it is refused."""
+    """Compile `source` without running it; raise ExpressionError if it is refused.
+
+    Parts made of constants and operators alone (`9 ** 9 ** 9`, `'a' * 10 ** 9`) are
+    worked out here, under the same guards and limits as at run time: one a guard
+    refuses would be refused every time it runs, so it is refused now."""
     try:
         _compile(source, mode)
     except SyntaxError as exc:
         raise ExpressionError(f"syntax error: {exc.msg}", source) from exc
+    _check_constants(source, mode)
+
+
+_CONSTANT_NODES: tuple[type[ast.AST], ...] = (
+    ast.Constant,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.Tuple,
+    ast.List,
+    ast.operator,
+    ast.unaryop,
+    ast.expr_context,
+)
+
+#: Time and memory given to the constant parts of one expression at deploy time.
+CONSTANT_TIME_LIMIT = 0.2
+CONSTANT_MEMORY_LIMIT = 64 * 1024 * 1024
+
+
+def _constant_parts(node: ast.AST) -> Iterator[ast.expr]:
+    """The largest sub-expressions of `node` built of constants and operators only,
+    with at least one operator in them."""
+    if isinstance(node, ast.BinOp | ast.UnaryOp) and all(
+        isinstance(n, _CONSTANT_NODES) for n in ast.walk(node)
+    ):
+        if any(isinstance(n, ast.BinOp) for n in ast.walk(node)):
+            yield node
+        return
+    for child in ast.iter_child_nodes(node):
+        yield from _constant_parts(child)
+
+
+def _check_constants(source: str, mode: str) -> None:
+    tree = ast.parse(source.strip() if mode == "eval" else source, mode=mode)
+    parts = list(_constant_parts(tree))
+    if not parts:
+        return
+    constants = Evaluator(CONSTANT_TIME_LIMIT, CONSTANT_MEMORY_LIMIT)
+    for part in parts:
+        text = ast.unparse(part)
+        try:
+            constants.evaluate(text, {})
+        except (_LimitError, EvaluationTimeoutError) as exc:
+            reason = exc.message if isinstance(exc, ExpressionError) else str(exc)
+            raise ExpressionError(
+                f"expression refused: {text} fails every time: {reason}",
+                source,
+                hint="Diagram expressions must compute small values quickly.",
+            ) from exc
+        except ExpressionError as exc:  # the memory limit
+            raise ExpressionError(
+                f"expression refused: {text} fails every time: {exc.message}", source
+            ) from exc
+        except Exception:  # noqa: S112 - other failures (1 / 0, 'a' - 1) show when run
+            continue
 
 
 def _scope(names: Mapping[str, Any]) -> dict[str, Any]:

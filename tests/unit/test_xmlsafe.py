@@ -20,7 +20,7 @@ from lxml import etree
 from support import BPMN
 
 from engine.errors import ProcessValidationError, UnsafeDocumentError
-from engine.xmlsafe import MAX_DOCUMENT_BYTES, parse_document
+from engine.xmlsafe import MAX_DEPTH, MAX_DOCUMENT_BYTES, parse_document
 
 NAME = "incoming.bpmn"
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -298,16 +298,42 @@ def test_an_oversized_document_is_refused_before_parsing() -> None:
     assert f"{MAX_DOCUMENT_BYTES:,}" in raised.value.problems[0].message
 
 
-def test_deep_nesting_is_refused() -> None:
+def _nested(depth: int) -> bytes:
+    """A diagram whose documentation holds `depth - 3` nested elements (so `depth`
+    levels in all), one per line from line 6."""
+    inner = "<b>\n" * (depth - 3) + "</b>\n" * (depth - 3)
+    return _diagram("", inner)
+
+
+def test_deep_nesting_is_refused_where_libxml2_stops() -> None:
     depth = 10_000
     data = b'<?xml version="1.0"?>\n' + b"<a>\n" * depth + b"</a>\n" * depth
-    with pytest.raises(ProcessValidationError) as raised:
+    with pytest.raises(UnsafeDocumentError) as raised:
         parse_document(data, NAME)
     problem = raised.value.problems[0]
     assert problem.file == NAME
-    assert "depth" in problem.message.lower()
+    assert problem.message == (
+        f"elements are nested more than 256 levels deep; the limit is {MAX_DEPTH}"
+    )
+    assert "XML_PARSE_HUGE" not in _everything_said(raised.value)
     assert problem.line is not None
     assert 2 < problem.line < depth  # the line where libxml2 gave up, not the end
+
+
+def test_nesting_deeper_than_the_limit_is_refused_at_its_line() -> None:
+    with pytest.raises(UnsafeDocumentError) as raised:
+        parse_document(_nested(MAX_DEPTH + 1), NAME)
+    problem = raised.value.problems[0]
+    assert problem.message == (
+        f"elements are nested more than {MAX_DEPTH} levels deep; the limit is {MAX_DEPTH}"
+    )
+    assert (problem.file, problem.line) == (NAME, 5 + MAX_DEPTH - 3)
+    assert raised.value.hint
+
+
+def test_nesting_at_the_limit_is_parsed() -> None:
+    root = parse_document(_nested(MAX_DEPTH), NAME)
+    assert max(len(list(e.iterancestors())) for e in root.iter()) + 1 == MAX_DEPTH
 
 
 @pytest.mark.parametrize(
