@@ -2492,6 +2492,10 @@ def _story(event: EventView) -> str:
     elif kind == "migrated":
         lines.append(f"moved from version {data.get('from_version')} to {data.get('to_version')}")
         lines += [f"  {note}" for note in data.get("notes", [])]
+    elif kind == "state_upgraded":
+        lines.append(
+            f"its stored state was upgraded from serializer {data.get('from')} to {data.get('to')}"
+        )
     else:
         lines.append(f"{kind} {step}".strip())
     if data.get("intent"):

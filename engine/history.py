@@ -40,6 +40,9 @@ class EventKind:
     UNCLAIMED = "unclaimed"
     DELEGATED = "delegated"
     MIGRATED = "migrated"
+    #: Its stored state was written by an older SpiffWorkflow serializer and is saved
+    #: in today's format from now on (data: from, to).
+    STATE_UPGRADED = "state_upgraded"
 
 
 @dataclass(slots=True)

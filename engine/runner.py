@@ -369,6 +369,15 @@ class Work:
         if row.incident_count:
             failed = conn.execute(_FAILED_TASKS, {"b_id": row.id}).all()
             work.failed_before = {r.id: (r.attempts, r.error) for r in failed}
+        if not new:
+            from engine.spiff import SERIALIZER_VERSION
+
+            if row.serializer_version != SERIALIZER_VERSION:
+                # Loading brought the state to today's format; saving keeps it so.
+                work.record_event(
+                    EventKind.STATE_UPGRADED,
+                    {"from": row.serializer_version, "to": SERIALIZER_VERSION},
+                )
         return work
 
     # -- recording -----------------------------------------------------------------

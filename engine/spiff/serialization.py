@@ -31,8 +31,9 @@ from SpiffWorkflow.util.deep_merge import DeepMerge
 from engine.errors import ConfigurationError
 from engine.spiff.specs import new_registry
 
-#: Written beside every stored instance; an instance stored under another version is
-#: refused rather than silently misread.
+#: Written beside every stored instance. An instance stored by an older version is
+#: brought to this one on loading (engine/spiff/upgrade.py); a newer or unknown version
+#: is refused rather than silently misread.
 SERIALIZER_VERSION = SPIFF_SERIALIZER_VERSION
 
 
@@ -198,14 +199,31 @@ def dump_workflow(workflow: Any) -> str:
 
 
 def load_workflow(text: str, bundle: SpecBundle, serializer_version: str) -> Any:
+    dct = json.loads(text)
     if serializer_version != SERIALIZER_VERSION:
-        raise ConfigurationError(
-            f"instance state was stored by serializer {serializer_version}; this engine reads "
-            f"{SERIALIZER_VERSION}",
-            "Run the SpiffWorkflow version that stored it, or migrate stored instances first.",
-        )
+        dct = _upgraded(dct, bundle, serializer_version)
     token = _CURRENT_SPECS.set(bundle)
     try:
-        return _SERIALIZER.from_dict(json.loads(text))
+        return _SERIALIZER.from_dict(dct)
     finally:
         _CURRENT_SPECS.reset(token)
+
+
+def _upgraded(dct: dict[str, Any], bundle: SpecBundle, version: str) -> dict[str, Any]:
+    """A state stored by an older serializer, in today's format, without its specs."""
+    from engine.spiff.upgrade import spec_names, upgrade_state
+
+    dct.pop(_SERIALIZER.VERSION_KEY, None)
+    dct = upgrade_state(dct, version, SERIALIZER_VERSION, lambda: dump_specs(bundle))
+    for sub, name in spec_names(dct):
+        spec = bundle.spec if sub is None else bundle.subprocess_specs.get(sub)
+        if spec is None or name not in spec.task_specs:
+            raise ConfigurationError(
+                f"instance state stored by serializer {version} names step '{name}'"
+                + (f" of '{sub}'" if sub else "")
+                + ", which its process version does not have",
+                "Load it with the definition it was started on.",
+            )
+    dct.pop("spec")
+    dct.pop("subprocess_specs", None)
+    return dct

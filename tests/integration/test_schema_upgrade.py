@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL
 
 import cli as cli_module
+from engine import ConfigurationError, Engine, FixedClock
 from engine.persistence.database import Database
+from engine.spiff import SERIALIZER_VERSION
+from tests.support import Recorder, clock_of
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "schema"
 #: The schema the PostgreSQL dump was taken from; renamed to the test's own on loading.
@@ -213,3 +217,165 @@ def test_a_database_of_the_first_schema_is_upgraded_with_its_returns_intact(
     events_now = set(snapshot(old_db)["events"])
     assert set(before["events"]) <= events_now
     assert len(events_now) > len(before["events"])
+
+
+# -- instances stored by an older SpiffWorkflow -------------------------------------------
+
+SPIFF = {
+    "1.2": "spiff_state_1_2.json",
+    "1.3": "spiff_state_1_3.json",
+    "1.4": "spiff_state_1_4.json",
+}
+STARTED_AT = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)  # as the fixtures were made
+#: The data of the instance in the fixtures, waiting at `inspect`.
+GRADED = {"value": 1500, "customer": "Ann Weber", "priority": "high"}
+
+
+def engine_on(url: str, at: datetime) -> Engine:
+    return Engine(url, registry=Recorder().registry(), clock=FixedClock(at))
+
+
+def store_old_state(
+    url: str, version: str, *, with_specs: bool = True, children_first: bool = False
+) -> dict[str, str]:
+    """An instance of spiff_inspection whose row holds the state an older SpiffWorkflow
+    wrote, as an engine on that release would have stored it; returns the open tasks'
+    ids by step.
+
+    The instance is started by today's engine with the same data at the same time (so
+    its row, history and task rows are as they would be), then its state is replaced by
+    the fixture's and its open task rows take the fixture's task ids."""
+    engine = engine_on(url, STARTED_AT)
+    engine.init()
+    try:
+        engine.deploy([FIXTURES / "spiff_inspection.bpmn"], actor="owner")
+        engine.start(
+            "spiff_inspection",
+            {"value": 1500, "customer": "Ann Weber"},
+            business_key="OLD",
+            actor="alice",
+        )
+        state = json.loads((FIXTURES / SPIFF[version]).read_text(encoding="utf-8"))
+        assert state["serializer_version"] == version
+        if not with_specs:  # stored the engine's way: the specs live with the definition
+            del state["spec"], state["subprocess_specs"]
+        if children_first:  # a JSON object's order means nothing
+            state["tasks"] = dict(reversed(state["tasks"].items()))
+        ids = {t["task_spec"]: t["id"] for t in state["tasks"].values() if t["state"] in (8, 16)}
+        assert set(ids) == {"inspect", "inspect_overdue"}
+        with engine.db.engine.begin() as conn:
+            number = conn.execute(
+                text("SELECT id FROM instance WHERE business_key = 'OLD'")
+            ).scalar_one()
+            conn.execute(
+                text("UPDATE instance SET state = :s, serializer_version = :v WHERE id = :i"),
+                {"s": json.dumps(state), "v": version, "i": number},
+            )
+            for step, task_id in ids.items():
+                changed = conn.execute(
+                    text(
+                        "UPDATE task SET id = :t WHERE instance_id = :i AND bpmn_id = :b "
+                        "AND ended_at IS NULL"
+                    ),
+                    {"t": task_id, "i": number, "b": step},
+                )
+                assert changed.rowcount == 1
+    finally:
+        engine.db.dispose()
+    return ids
+
+
+def stored(url: str) -> tuple[str, dict[str, Any]]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                text("SELECT serializer_version, state FROM instance WHERE business_key = 'OLD'")
+            ).one()
+    finally:
+        engine.dispose()
+    return row.serializer_version, json.loads(row.state)
+
+
+@pytest.mark.parametrize("version", sorted(SPIFF))
+@pytest.mark.parametrize("path", ["inspected", "overdue"])
+def test_an_instance_stored_by_an_older_spiffworkflow_loads_runs_on_and_is_saved_anew(
+    sqlite_url: str, version: str, path: str
+) -> None:
+    ids = store_old_state(sqlite_url, version)
+    engine = engine_on(sqlite_url, STARTED_AT + timedelta(hours=1))
+    try:
+        shown = engine.show("OLD")  # reading changes nothing
+        assert {t.bpmn_id: t.id for t in shown.open_tasks} == ids
+        assert {t.bpmn_id: t.due_at for t in shown.open_tasks}["inspect_overdue"] == (
+            STARTED_AT + timedelta(days=2)
+        )
+        assert shown.data == GRADED
+        assert stored(sqlite_url)[0] == version
+
+        if path == "inspected":
+            engine.complete("OLD:inspect", {"condition": "as sold"}, actor="bob")
+            steps = ["inspect"]
+        else:
+            clock_of(engine).set(STARTED_AT + timedelta(days=3))
+            [fired] = engine.run_due(actor="scheduler")
+            assert fired.error is None
+            assert [t.bpmn_id for t in engine.show("OLD").open_tasks] == ["inspect_late"]
+            engine.complete("OLD:inspect_late", {"condition": "as sold"}, actor="bob")
+            steps = ["inspect_late"]
+
+        done = engine.show("OLD")
+        assert done.status == "completed"
+        assert done.data == {**GRADED, "condition": "as sold"}
+        saved_version, state = stored(sqlite_url)
+        assert saved_version == SERIALIZER_VERSION != version
+        assert "spec" not in state  # saved the engine's way
+        history = engine.history("OLD")
+        upgraded = [e for e in history if e.kind == "state_upgraded"]
+        assert [(e.data["from"], e.data["to"]) for e in upgraded] == [(version, SERIALIZER_VERSION)]
+        assert [e.bpmn_id for e in history if e.kind == "task_completed"] == steps
+        story = Cli(sqlite_url)("history", "OLD")
+        assert f"upgraded from serializer {version} to {SERIALIZER_VERSION}" in story
+        assert history[-1].kind == "completed"
+        assert engine.verify("OLD") is None
+    finally:
+        engine.db.dispose()
+
+
+def test_an_instance_stored_without_its_specs_is_upgraded_with_its_definitions(
+    sqlite_url: str,
+) -> None:
+    """A state stored the engine's way (specs apart) migrates with its definition's
+    specs; its tasks listed children first lose no data on the way (today's format
+    stores a task's data as a change to its parent's)."""
+    store_old_state(sqlite_url, "1.3", with_specs=False, children_first=True)
+    engine = engine_on(sqlite_url, STARTED_AT + timedelta(days=3))
+    try:
+        [fired] = engine.run_due(actor="scheduler")
+        assert fired.error is None
+        assert stored(sqlite_url)[0] == SERIALIZER_VERSION
+        engine.complete("OLD:inspect_late", {"condition": "as sold"}, actor="bob")
+        done = engine.show("OLD")
+        assert done.status == "completed"
+        assert done.data == {**GRADED, "condition": "as sold"}
+    finally:
+        engine.db.dispose()
+
+
+def test_a_state_from_an_unknown_serializer_is_refused_and_left_as_it_is(
+    sqlite_url: str,
+) -> None:
+    store_old_state(sqlite_url, "1.4")
+    url = create_engine(sqlite_url)
+    with url.begin() as conn:
+        conn.execute(text("UPDATE instance SET serializer_version = '9.0'"))
+    url.dispose()
+    before = stored(sqlite_url)
+    engine = engine_on(sqlite_url, STARTED_AT + timedelta(hours=1))
+    try:
+        with pytest.raises(ConfigurationError, match=r"serializer 9\.0; this engine reads"):
+            engine.complete("OLD:inspect", {"condition": "as sold"}, actor="bob")
+        assert stored(sqlite_url) == before
+        assert [e.kind for e in engine.history("OLD")] == ["started"]
+    finally:
+        engine.db.dispose()
