@@ -227,6 +227,9 @@ SPIFF = {
     "1.4": "spiff_state_1_4.json",
 }
 STARTED_AT = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)  # as the fixtures were made
+#: spiff_call.bpmn waiting inside the process it calls (SpiffWorkflow 3.2 cannot read
+#: these itself: its 1.3 -> 1.4 and 1.4 -> 1.5 steps fail on a running subprocess).
+SPIFF_CALL = {"1.3": "spiff_call_state_1_3.json", "1.4": "spiff_call_state_1_4.json"}
 #: The data of the instance in the fixtures, waiting at `inspect`.
 GRADED = {"value": 1500, "customer": "Ann Weber", "priority": "high"}
 
@@ -236,7 +239,12 @@ def engine_on(url: str, at: datetime) -> Engine:
 
 
 def store_old_state(
-    url: str, version: str, *, with_specs: bool = True, children_first: bool = False
+    url: str,
+    version: str,
+    *,
+    with_specs: bool = True,
+    children_first: bool = False,
+    process: str = "spiff_inspection",
 ) -> dict[str, str]:
     """An instance of spiff_inspection whose row holds the state an older SpiffWorkflow
     wrote, as an engine on that release would have stored it; returns the open tasks'
@@ -248,20 +256,29 @@ def store_old_state(
     engine = engine_on(url, STARTED_AT)
     engine.init()
     try:
-        engine.deploy([FIXTURES / "spiff_inspection.bpmn"], actor="owner")
+        engine.deploy(
+            [FIXTURES / "spiff_inspection.bpmn", FIXTURES / "spiff_call.bpmn"], actor="owner"
+        )
         engine.start(
-            "spiff_inspection",
+            process,
             {"value": 1500, "customer": "Ann Weber"},
             business_key="OLD",
             actor="alice",
         )
-        state = json.loads((FIXTURES / SPIFF[version]).read_text(encoding="utf-8"))
+        fixture = SPIFF[version] if process == "spiff_inspection" else SPIFF_CALL[version]
+        state = json.loads((FIXTURES / fixture).read_text(encoding="utf-8"))
         assert state["serializer_version"] == version
         if not with_specs:  # stored the engine's way: the specs live with the definition
             del state["spec"], state["subprocess_specs"]
         if children_first:  # a JSON object's order means nothing
             state["tasks"] = dict(reversed(state["tasks"].items()))
-        ids = {t["task_spec"]: t["id"] for t in state["tasks"].values() if t["state"] in (8, 16)}
+        workflows = [state, *state["subprocesses"].values()]
+        ids = {
+            t["task_spec"]: t["id"]
+            for workflow in workflows
+            for t in workflow["tasks"].values()
+            if t["state"] in (8, 16) and t["task_spec"] != "inspection"
+        }
         assert set(ids) == {"inspect", "inspect_overdue"}
         with engine.db.engine.begin() as conn:
             number = conn.execute(
@@ -358,6 +375,27 @@ def test_an_instance_stored_without_its_specs_is_upgraded_with_its_definitions(
         done = engine.show("OLD")
         assert done.status == "completed"
         assert done.data == {**GRADED, "condition": "as sold"}
+    finally:
+        engine.db.dispose()
+
+
+@pytest.mark.parametrize("version", sorted(SPIFF_CALL))
+def test_an_instance_inside_a_called_process_stored_by_an_older_spiffworkflow_loads(
+    sqlite_url: str, version: str
+) -> None:
+    ids = store_old_state(sqlite_url, version, process="spiff_call")
+    engine = engine_on(sqlite_url, STARTED_AT + timedelta(hours=1))
+    try:
+        shown = engine.show("OLD")
+        assert {t.bpmn_id: t.id for t in shown.open_tasks} == ids
+        assert shown.data == GRADED
+        engine.complete("OLD:inspect", {"condition": "as sold"}, actor="bob")
+        done = engine.show("OLD")
+        assert done.status == "completed"
+        assert done.data == {**GRADED, "condition": "as sold"}
+        assert stored(sqlite_url)[0] == SERIALIZER_VERSION
+        assert [e.kind for e in engine.history("OLD")][1] == "state_upgraded"
+        assert engine.verify("OLD") is None
     finally:
         engine.db.dispose()
 
