@@ -2049,6 +2049,12 @@ def run_due(obj: Context, limit: int | None, as_json: bool) -> None:
     show_default=True,
     help="Seconds before a failed job's second attempt; doubled for each one after.",
 )
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a handler may run before it is cut off and its attempt fails "
+    "(default: as the handler declares, else 120).",
+)
 @click.option("--name", help="This worker's name in leases and logs (default: host:pid).")
 @pass_context
 def worker(
@@ -2060,6 +2066,7 @@ def worker(
     poll: float,
     attempts: int,
     backoff: float,
+    timeout: float | None,
     name: str | None,
 ) -> None:
     """Run queued service tasks and due timers (jobs) until stopped.
@@ -2068,11 +2075,16 @@ def worker(
     by one of them under a lease. Run workers with ARTRETURNS_INLINE_HANDLERS=off set
     for every command, so that commands queue service tasks instead of running them.
     One JSON line per job goes to stderr. SIGTERM or Ctrl-C lets the jobs in hand
-    finish and takes no new one.
+    finish and takes no new one. A database that cannot be reached (restarting) is
+    logged and tried again, with the worker running on. A handler call past its
+    --timeout is cut off: the attempt fails, and after --attempts the task becomes an
+    incident; with many calls cut off still running, the worker exits (exit code 1) to
+    be started afresh.
 
     \b
       ARTRETURNS_INLINE_HANDLERS=off artreturns --as ops-bot worker --concurrency 4
       artreturns --as ops-bot worker --once        (what is due now, then stop)
+      artreturns --as ops-bot worker --timeout 30  (cut a handler off after 30 s)
     """
     import signal
     import socket
@@ -2093,6 +2105,8 @@ def worker(
         engine.settings = replace(
             engine.settings, job_attempts=attempts, job_backoff=timedelta(seconds=backoff)
         )
+        if timeout is not None:
+            engine.settings = replace(engine.settings, handler_timeout=timeout)
     running = Worker(
         engines,
         actor=obj.actor,
@@ -2116,6 +2130,11 @@ def worker(
             signal.signal(sig, handler)
     summary = ", ".join(f"{n} {o}" for o, n in sorted(report.outcomes.items())) or "none"
     click.echo(f"Jobs run: {report.jobs} ({summary}).")
+    if report.outages:
+        click.echo(
+            f"Database unreachable {report.outages} times (longest {report.longest_outage:.1f} s).",
+            err=True,
+        )
     if report.errors:
         for error in report.errors:
             click.echo(f"Error: {error}", err=True)

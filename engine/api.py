@@ -34,6 +34,7 @@ from engine.errors import (
     InstanceNotFoundError,
     InvalidStateError,
     PermissionDeniedError,
+    PersistenceError,
     TaskNotFoundError,
 )
 from engine.forms import Form
@@ -630,6 +631,8 @@ class Engine(People, Jobs, Versions):
                 results.append(DueResult(label, result, None))
             except ConcurrencyError:
                 results.append(DueResult(label, None, "changed by another command; skipped"))
+            except (PersistenceError, ConfigurationError):
+                raise  # the database refuses or cannot be reached: so for every instance
             except EngineError as exc:
                 results.append(DueResult(label, None, str(exc)))
             if progress is not None:
@@ -678,6 +681,8 @@ class Engine(People, Jobs, Versions):
                 results.append(DueResult(label, result, None))
             except ConcurrencyError:
                 results.append(DueResult(label, None, "changed by another command; skipped"))
+            except (PersistenceError, ConfigurationError):
+                raise  # the database refuses or cannot be reached: so for every instance
             except EngineError as exc:
                 results.append(DueResult(label, None, str(exc)))
             if progress is not None:

@@ -18,7 +18,7 @@ import logging
 import traceback
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -36,13 +36,25 @@ from engine.history import GENESIS_HASH, EventKind, PendingEvent, chain
 from engine.permissions import Principal, Refusal
 from engine.persistence import EventRecord, InstanceRecord, TaskRecord, writes
 from engine.reading import OPEN_STATES
-from engine.registry import BpmnError, Registry, TaskContext
+from engine.registry import (
+    BpmnError,
+    Handler,
+    HandlerStuckError,
+    HandlerTimedOut,
+    Leash,
+    Registry,
+    TaskContext,
+    call_within,
+)
 from engine.views import SHORT_ID, EventView, InstanceView, TaskView
 
 if TYPE_CHECKING:  # SpiffWorkflow is imported when an instance is run, not to list tasks
     from engine.spiff import OpenTask, Run
 
 log = logging.getLogger("artreturns.engine")
+
+#: Seconds a handler cut off may take to leave the database call it is in.
+LEASH_GRACE = 5.0
 
 STATUS_RUNNING = "running"
 STATUS_COMPLETED = "completed"
@@ -210,9 +222,22 @@ class Settings:
     job_attempts_by_operator: Mapping[str, int] = field(default_factory=dict)
     #: The wait before a failed job's second attempt; it doubles for each one after.
     job_backoff: timedelta = field(default_factory=lambda: timedelta(seconds=30))
+    #: Seconds a handler call may run before it is cut off and fails (then, after its
+    #: attempts, becomes an incident); per operator where it differs, else as the
+    #: handler was registered; None: no limit. Keep it below the workers' lease.
+    handler_timeout: float | None = 120.0
+    handler_timeout_by_operator: Mapping[str, float] = field(default_factory=dict)
 
     def attempts_for(self, operator: str | None) -> int:
         return self.job_attempts_by_operator.get(operator or "", self.job_attempts)
+
+    def timeout_for(self, operator: str, registry: Registry) -> float | None:
+        """The time limit of a call to `operator`: the settings' for it, else the
+        registry's, else the settings' default."""
+        limit = self.handler_timeout_by_operator.get(operator)
+        if limit is None:
+            limit = registry.timeout(operator)
+        return limit if limit is not None else self.handler_timeout
 
     def backoff(self, attempt: int) -> timedelta:
         """The wait after the `attempt`-th failed attempt."""
@@ -586,7 +611,11 @@ class Work:
             services=self._services,
         )
         try:
-            result = handler(call.params, context)
+            limit = self.settings.timeout_for(call.operator, self.registry)
+            if limit is None:
+                result = handler(call.params, context)
+            else:
+                result = self._call_within(handler, call.params, context, limit)
             if result is None:
                 result = {}
             if not isinstance(result, Mapping):
@@ -620,6 +649,12 @@ class Work:
                     attempt,
                 )
             return
+        except HandlerStuckError:
+            raise  # the connection is not this command's alone any more: undo it all
+        except HandlerTimedOut as exc:
+            log.warning("handler %s on %s: %s", call.operator, task.id, exc)
+            self._fail(task, call.operator, str(exc), attempt)
+            return
         except Exception as exc:  # a handler's failure must never lose the instance
             log.warning("handler %s failed on %s: %s", call.operator, task.id, exc)
             self._fail(task, call.operator, _describe_exception(exc), attempt)
@@ -639,6 +674,36 @@ class Work:
             },
             task,
         )
+
+    def _call_within(
+        self, handler: Handler, params: Mapping[str, Any], context: TaskContext, limit: float
+    ) -> Any:
+        """Call a handler that has a time limit: in a thread of its own, inside a
+        savepoint, with services on a leashed connection. Cut off, what it wrote is
+        undone and its thread can no longer reach the connection; ended in time, its
+        writes stay, whether it failed or not."""
+        leash = Leash(self.conn, context.operator, limit)
+        if self.services_factory is not None:
+            context = replace(
+                context, services=self.services_factory(cast(Connection, leash), self.now)
+            )
+        savepoint = self.conn.begin_nested()
+        try:
+            result = call_within(handler, params, context, limit)
+        except HandlerTimedOut:
+            if not leash.cut(grace=LEASH_GRACE):
+                raise HandlerStuckError(context.operator, limit) from None
+            savepoint.rollback()  # what it wrote before it hung is undone
+            raise
+        except BaseException:
+            # Failed in time: as without a limit, what it wrote stays (a payment it
+            # made before it failed is on record, and its retry finds it).
+            leash.cut(grace=LEASH_GRACE)
+            savepoint.commit()
+            raise
+        leash.cut(grace=LEASH_GRACE)
+        savepoint.commit()
+        return result
 
     def _ensure_stored(self) -> None:
         """Insert a new instance now, so that handlers see its number."""

@@ -5,10 +5,19 @@ of its own (`NAME/1`, `NAME/2`, ...), which is what a job's lease records. A sto
 request (SIGTERM, SIGINT, `Worker.stop`) lets every thread finish the job in its hands
 and take no other; a job never started is never held. A worker killed outright holds
 its jobs until their leases run out, then another worker takes them.
+
+A database that cannot be reached (a server restarting, a network cut) does not stop
+a worker: each thread logs it, waits (longer each time, up to `MAX_PAUSE`) and tries
+again; a job in hand when the connection was lost is released once the database
+answers again (if its command was committed after all, there is nothing to release).
+Handler calls cut off by their time limit leave threads behind that cannot be
+killed: past `max_abandoned` of them, the worker stops taking jobs and exits with an
+error, so that whoever supervises it starts a fresh process.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import Counter
@@ -17,11 +26,40 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
 from engine.errors import ConcurrencyError, EngineError
 from engine.jobs import DEFAULT_LEASE
+from engine.registry import abandoned_calls
 
 if TYPE_CHECKING:
     from engine.api import Engine
+    from engine.jobs import JobView
+
+#: The longest a thread waits between two tries at a database it cannot reach.
+MAX_PAUSE = 5.0
+#: Handler calls cut off and still running after which a worker stops.
+MAX_ABANDONED = 16
+_LOST = re.compile(
+    r"connect|server closed|terminating|shutting down|starting up|could not receive|"
+    r"could not send|broken pipe|reset by peer|network|timeout expired",
+    re.IGNORECASE,
+)
+
+
+def unreachable(exc: BaseException) -> bool:
+    """True when `exc` says the database could not be reached or the connection was
+    lost: worth trying again, unlike a refusal (read-only, disk full, no schema)."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, DBAPIError):
+        cause = cause.__cause__
+    if cause is None:
+        return False
+    if cause.connection_invalidated:
+        return True
+    return isinstance(cause, OperationalError | InterfaceError) and bool(
+        _LOST.search(str(cause.orig))
+    )
 
 
 @dataclass
@@ -30,6 +68,9 @@ class WorkerReport:
 
     outcomes: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
+    #: Times a thread found the database unreachable, and the longest it went on so.
+    outages: int = 0
+    longest_outage: float = 0.0
 
     @property
     def jobs(self) -> int:
@@ -50,6 +91,7 @@ class Worker:
         poll: float = 1.0,
         once: bool = False,
         max_jobs: int | None = None,
+        max_abandoned: int = MAX_ABANDONED,
         log: Callable[[dict[str, Any]], None] = lambda _: None,
     ) -> None:
         self.engines = list(engines)
@@ -59,11 +101,14 @@ class Worker:
         self.poll = poll
         self.once = once
         self.max_jobs = max_jobs
+        self.max_abandoned = max_abandoned
         self.log = log
         self.report = WorkerReport()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._taken = 0
+        #: The job each thread runs, by thread name, while it runs it.
+        self._held: dict[str, JobView] = {}
 
     def stop(self) -> None:
         """Finish the jobs in hand, take no other."""
@@ -102,48 +147,118 @@ class Worker:
             self._taken -= 1
 
     def _loop(self, engine: Engine, name: str) -> None:
+        in_hand: JobView | None = None  # claimed, its command's fate unknown
+        lost_since: float | None = None
+        pause = self.poll
         try:
             while not self._stop.is_set():
-                if not self._take():
-                    return
                 try:
-                    job = engine.claim_job(name, self.lease)
-                except ConcurrencyError:  # another worker's claim got there first
-                    self._untake()
-                    continue
-                if job is None:
-                    self._untake()
-                    if self.once:
+                    if in_hand is not None:
+                        engine.release_job(in_hand, name)
+                        in_hand = None
+                    if lost_since is not None:
+                        self._reached(name, lost_since)
+                        lost_since, pause = None, self.poll
+                    if not self._step(engine, name):
                         return
-                    self._stop.wait(self.poll)
-                    continue
-                began = time.perf_counter()
-                outcome = engine.run_job(job, actor=self.actor, worker=name)
-                elapsed = time.perf_counter() - began
-                with self._lock:
-                    self.report.outcomes[outcome.outcome] += 1
-                self.log(
-                    {
-                        # When the job ended, by the wall clock (the engine's clock may
-                        # be set, with --now).
-                        "at": datetime.now(UTC).isoformat(),
-                        "worker": name,
-                        "job": job.id,
-                        "kind": job.kind,
-                        "instance": job.instance_id,
-                        "task": job.task_id,
-                        "operator": job.operator,
-                        "attempt": job.attempts + 1,
-                        "outcome": outcome.outcome,
-                        "steps": outcome.steps,
-                        "ms": round(elapsed * 1000, 1),
-                        "error": outcome.error,
-                    }
-                )
+                except EngineError as exc:
+                    if not unreachable(exc):
+                        raise
+                    with self._lock:
+                        in_hand = self._held.pop(name, in_hand)
+                    if lost_since is None:
+                        lost_since = time.monotonic()
+                        with self._lock:
+                            self.report.outages += 1
+                    self._lost(name, exc, in_hand)
+                    self._stop.wait(pause)
+                    pause = min(MAX_PAUSE, max(pause, 0.1) * 2)
         except EngineError as exc:
             with self._lock:
                 self.report.errors.append(f"{name}: {exc}")
             self._stop.set()
+
+    def _step(self, engine: Engine, name: str) -> bool:
+        """Claim a job and run it; False when this thread is done."""
+        if not self._take():
+            return False
+        try:
+            job = engine.claim_job(name, self.lease)
+        except ConcurrencyError:  # another worker's claim got there first
+            self._untake()
+            return True
+        except EngineError:
+            self._untake()
+            raise
+        if job is None:
+            self._untake()
+            if self.once:
+                return False
+            self._stop.wait(self.poll)
+            return True
+        began = time.perf_counter()
+        with self._lock:
+            self._held[name] = job
+        try:
+            outcome = engine.run_job(job, actor=self.actor, worker=name)
+        except EngineError:
+            self._untake()  # not run: it counts when it runs
+            raise
+        elapsed = time.perf_counter() - began
+        with self._lock:
+            del self._held[name]
+            self.report.outcomes[outcome.outcome] += 1
+        self.log(
+            {
+                # When the job ended, by the wall clock (the engine's clock may be set,
+                # with --now).
+                "at": datetime.now(UTC).isoformat(),
+                "worker": name,
+                "job": job.id,
+                "kind": job.kind,
+                "instance": job.instance_id,
+                "task": job.task_id,
+                "operator": job.operator,
+                "attempt": job.attempts + 1,
+                "outcome": outcome.outcome,
+                "steps": outcome.steps,
+                "ms": round(elapsed * 1000, 1),
+                "error": outcome.error,
+            }
+        )
+        left = abandoned_calls()
+        if left > self.max_abandoned:
+            raise EngineError(
+                f"{left} handler calls cut off by their time limit still run in this "
+                "process; it stops taking jobs",
+                "Start the worker again (a supervisor such as systemd does it), and look "
+                "at the handlers that time out (`artreturns incidents`).",
+            )
+        return True
+
+    def _lost(self, name: str, exc: EngineError, in_hand: JobView | None) -> None:
+        self.log(
+            {
+                "at": datetime.now(UTC).isoformat(),
+                "worker": name,
+                "event": "database unreachable",
+                "job": in_hand.id if in_hand is not None else None,
+                "error": exc.message,
+            }
+        )
+
+    def _reached(self, name: str, since: float) -> None:
+        down = time.monotonic() - since
+        with self._lock:
+            self.report.longest_outage = max(self.report.longest_outage, down)
+        self.log(
+            {
+                "at": datetime.now(UTC).isoformat(),
+                "worker": name,
+                "event": "database reachable again",
+                "after_s": round(down, 2),
+            }
+        )
 
 
 __all__ = ["Worker", "WorkerReport"]

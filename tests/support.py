@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine import BpmnError, Engine, FixedClock, Registry, TaskContext
+from engine import BpmnError, Engine, FixedClock, Registry, Settings, TaskContext
+
+if TYPE_CHECKING:
+    from handlers.store import Folders
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BPMN = FIXTURES / "bpmn"
@@ -65,3 +70,48 @@ def clock_of(engine: Engine) -> FixedClock:
     clock = engine.clock
     assert isinstance(clock, FixedClock)
     return clock
+
+
+def prepare_returns(
+    url: str, root: Path, orders: int, applied: int | None = None
+) -> tuple[Engine, Folders, dict[str, Decimal]]:
+    """The return procedure deployed with handlers not inline, `orders` orders imported
+    and the first `applied` of them (all by default) applied for as returns, with no
+    handler run yet; the prices by RMA number. Data files go under `root`."""
+    from handlers import desk
+    from handlers.bench import _order
+    from handlers.store import Folders, services_factory
+
+    folders = Folders(root / "data")
+    engine = Engine(
+        url, settings=Settings(inline_handlers=False), services=services_factory(folders)
+    )
+    engine.init()
+    engine.deploy([PROCESSES], actor="owner")
+    today = datetime.now(UTC)
+    path = root / "orders.csv"
+    rows = [_order(index, declined=False) for index in range(orders)]
+    for row in rows:  # delivered five days ago: within the seven days
+        delivered = today.date() - timedelta(days=5)
+        row["delivered_at"] = delivered.isoformat()
+        row["sold_at"] = (delivered - timedelta(days=3)).isoformat()
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    desk.import_orders(engine, folders, path, actor="owner")
+    prices: dict[str, Decimal] = {}
+    for index, row in enumerate(rows[:applied]):
+        result = desk.apply(
+            engine,
+            folders,
+            order_number=row["order_number"],
+            artwork_ids=[row["artwork_id"]],
+            request_type="return",
+            reason="no_reason",
+            description="Changed my mind; still sealed.",
+            actor="cs-ann",
+        )
+        prices[result.instance.label] = Decimal(row["price"])
+        assert index == len(prices) - 1
+    return engine, folders, prices

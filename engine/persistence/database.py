@@ -139,13 +139,19 @@ class Database:
         return self._extensions
 
     @property
+    def file(self) -> str | None:
+        """The SQLite database's file, if it is one."""
+        name = self.url.database if self.is_sqlite else None
+        return name if name and name != ":memory:" and not name.startswith("file:") else None
+
+    @property
     def display_url(self) -> str:
         return self.url.render_as_string(hide_password=True)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One unit of work: commit when the block ends normally, roll back otherwise."""
-        with translate_errors(self.display_url), self._sessions.begin() as session:
+        with translate_errors(self.display_url, self.file), self._sessions.begin() as session:
             yield session
 
     @contextmanager
@@ -154,10 +160,10 @@ class Database:
         on SQLite, take the write lock when it begins (PostgreSQL locks rows as it
         writes them, and needs nothing more)."""
         if not immediate:
-            with translate_errors(self.display_url), self.engine.begin() as connection:
+            with translate_errors(self.display_url, self.file), self.engine.begin() as connection:
                 yield connection
             return
-        with translate_errors(self.display_url), self.engine.connect() as bare:
+        with translate_errors(self.display_url, self.file), self.engine.connect() as bare:
             connection = bare.execution_options(**{IMMEDIATE: True})
             with connection.begin():
                 yield connection
@@ -165,7 +171,7 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A session for queries only; nothing it does is committed."""
-        with translate_errors(self.display_url), self._sessions() as session:
+        with translate_errors(self.display_url, self.file), self._sessions() as session:
             try:
                 yield session
             finally:
@@ -213,8 +219,9 @@ _MISSING_TABLE = re.compile(r"no such table|relation \"?\w+\"? does not exist|Un
 
 
 @contextmanager
-def translate_errors(where: str) -> Iterator[None]:
-    """Turn driver errors into EngineErrors that say what to do."""
+def translate_errors(where: str, file: str | None = None) -> Iterator[None]:
+    """Turn driver errors into EngineErrors that say what to do. `file`: the SQLite
+    database's file, to tell one that cannot be written from one that is missing."""
     try:
         yield
     except IntegrityError as exc:
@@ -234,16 +241,11 @@ def translate_errors(where: str) -> Iterator[None]:
                 "another command changed the same data at the same time; this one was undone",
                 "Run the command again.",
             ) from exc
-        if "readonly" in message or "read-only" in message:
-            raise PersistenceError(
-                f"the database {where} is read-only; nothing was saved",
-                "Check the file's permissions or the database user's rights.",
-            ) from exc
-        if "disk" in message and ("full" in message or "space" in message):
-            raise PersistenceError(
-                f"the disk holding {where} is full; nothing was saved",
-                "Free some space and run the command again.",
-            ) from exc
+        refused = _refusal(message, where)
+        if refused is None and "unable to open" in message and _read_only(file):
+            refused = _refusal("read-only", where)
+        if refused is not None:
+            raise refused from exc
         if "unable to open" in message or "connection" in message or "connect" in message:
             raise ConfigurationError(
                 f"cannot reach the database {where}: {message}",
@@ -257,7 +259,40 @@ def translate_errors(where: str) -> Iterator[None]:
                 f"the database {where} has no artreturns schema",
                 "Run `artreturns init` to create it.",
             ) from exc
+        refused = _refusal(message, where)
+        if refused is not None:
+            raise refused from exc
         raise PersistenceError(f"database error: {message}") from exc
+
+
+def _refusal(message: str, where: str) -> PersistenceError | None:
+    """A database that refuses every write: read-only, or its disk full."""
+    lowered = message.lower()
+    if "readonly" in lowered or "read-only" in lowered:
+        return PersistenceError(
+            f"the database {where} is read-only; nothing was saved",
+            "Check the file's and its folder's permissions and mount, or the database "
+            "user's rights and default_transaction_read_only.",
+        )
+    if ("disk" in lowered and ("full" in lowered or "space" in lowered)) or (
+        "no space left" in lowered
+    ):
+        return PersistenceError(
+            f"the disk holding {where} is full; nothing was saved",
+            "Free some space and run the command again.",
+        )
+    return None
+
+
+def _read_only(file: str | None) -> bool:
+    """True when the SQLite file exists but cannot be opened for writing (it, or its
+    folder where the write-ahead log goes, is read-only to this user or mounted so)."""
+    if file is None or not os.path.exists(file):
+        return False
+    folder = os.path.dirname(os.path.abspath(file))
+    if os.statvfs(folder).f_flag & os.ST_RDONLY:
+        return True
+    return not (os.access(file, os.W_OK) and os.access(folder, os.W_OK))
 
 
 def _heads(connection: Connection) -> str:

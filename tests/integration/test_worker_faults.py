@@ -9,7 +9,6 @@ same way, with the failed attempts in the histories.
 
 from __future__ import annotations
 
-import csv
 import os
 import random
 import signal
@@ -20,7 +19,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -29,12 +27,10 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
-from support import PROCESSES
+from support import prepare_returns
 
-from engine import ConcurrencyError, Engine, EngineError, Settings
-from handlers import desk
-from handlers.bench import _order
-from handlers.store import Folders, services_factory
+from engine import ConcurrencyError, Engine, EngineError
+from handlers.store import Folders
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -120,39 +116,7 @@ class Workers:
 
 def _prepare(url: str, root: Path) -> tuple[Engine, Folders, dict[str, Decimal]]:
     """The procedure deployed and RETURNS returns applied for (no handler has run)."""
-    folders = Folders(root / "data")
-    engine = Engine(
-        url, settings=Settings(inline_handlers=False), services=services_factory(folders)
-    )
-    engine.init()
-    engine.deploy([PROCESSES], actor="owner")
-    applied = datetime.now(UTC)
-    orders = root / "orders.csv"
-    rows = [_order(index, declined=False) for index in range(RETURNS)]
-    for row in rows:  # delivered five days ago: within the seven days
-        delivered = applied.date() - timedelta(days=5)
-        row["delivered_at"] = delivered.isoformat()
-        row["sold_at"] = (delivered - timedelta(days=3)).isoformat()
-    with orders.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    desk.import_orders(engine, folders, orders, actor="owner")
-    prices: dict[str, Decimal] = {}
-    for index, row in enumerate(rows):
-        result = desk.apply(
-            engine,
-            folders,
-            order_number=row["order_number"],
-            artwork_ids=[row["artwork_id"]],
-            request_type="return",
-            reason="no_reason",
-            description="Changed my mind; still sealed.",
-            actor="cs-ann",
-        )
-        prices[result.instance.label] = Decimal(row["price"])
-        assert index == len(prices) - 1
-    return engine, folders, prices
+    return prepare_returns(url, root, RETURNS)
 
 
 def _closed(engine: Engine) -> set[str]:
