@@ -63,9 +63,17 @@ class Versions(EnginePart):
         change nothing."""
         if (instance is None) == (process is None):
             raise InputError("give an instance or a process to migrate, not both")
-        self.authorize(
-            actor, "migrate", "read" if dry_run else "administer", target=instance or process
-        )
+        if dry_run:  # a read
+            self.authorize(actor, "migrate", "read", target=instance or process)
+        else:  # a refusal to move one instance is in its history, like every other one
+            self.authorize(
+                actor,
+                "migrate",
+                "administer",
+                instance=instance,
+                target=process,
+                what="migrate instances",
+            )
         with self.db.read() as session:
             if instance is not None:
                 record = self._find_instance(session, instance)
@@ -162,7 +170,14 @@ class Versions(EnginePart):
     if TYPE_CHECKING:
 
         def authorize(
-            self, actor: str, operation: str, rule: str, *, target: str | None = None
+            self,
+            actor: str,
+            operation: str,
+            rule: str,
+            *,
+            instance: str | None = None,
+            target: str | None = None,
+            what: str | None = None,
         ) -> None: ...
 
         def _find_instance(self, session: Any, ref: str) -> InstanceRecord: ...
