@@ -765,22 +765,25 @@ class Evaluator:
             sys.settrace(_Deadline(self.time_limit, self.memory_limit))
         try:
             return eval(code, scope)  # noqa: S307 - restricted code, guarded globals
-        except _OutOfTime as exc:
-            raise EvaluationTimeoutError(
+        except _OutOfTime:
+            stopped: ExpressionError = EvaluationTimeoutError(
                 f"expression stopped after {self.time_limit:g} s",
                 source,
                 hint="Simplify the expression; diagram expressions must be quick.",
-            ) from exc
+            )
         except _OutOfMemory as exc:
             grown = exc.args[0] if exc.args else 0
-            raise ExpressionError(
+            stopped = ExpressionError(
                 f"expression stopped: it took {grown / 2**20:,.0f} MB of memory; "
                 f"the limit is {(self.memory_limit or 0) / 2**20:,.0f} MB",
                 source,
                 hint="Diagram expressions must work on small data; "
                 "move bulk work into a service task's handler.",
-            ) from exc
+            )
         finally:
             if not nested:
                 sys.settrace(previous)
                 self._local.active = False
+        # Raised here, outside the handler, so that it has no context: what reports it
+        # (SpiffWorkflow wraps it) names this error, not the trace function's signal.
+        raise stopped
