@@ -17,12 +17,9 @@ a timer and a decision cell, and `start` on those only the run can stop.
 
 from __future__ import annotations
 
-import http.server
 import sqlite3
-import threading
 import tracemalloc
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +28,7 @@ from xml.sax.saxutils import escape
 import pytest
 from click.testing import CliRunner, Result
 from support import FIXTURES
+from xml_attacks import make_secret, recording_server
 
 import cli as cli_module
 from engine.checks import MAX_STEPS
@@ -119,39 +117,13 @@ def assert_refused_by_both(
 
 @pytest.fixture
 def secret(tmp_path: Path) -> tuple[Path, str]:
-    token = f"SECRET-{uuid.uuid4().hex}"
-    path = tmp_path / "secret.txt"
-    path.write_text(token + "\n")
-    return path, token
-
-
-class _Recorder(http.server.BaseHTTPRequestHandler):
-    hits: list[str]
-
-    def do_GET(self) -> None:
-        self.hits.append(self.path)
-        body = b'<!ENTITY leak "leaked">'
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+    return make_secret(tmp_path)
 
 
 @pytest.fixture
 def server() -> Iterator[tuple[str, list[str]]]:
-    hits: list[str] = []
-    handler = type("Handler", (_Recorder,), {"hits": hits})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", hits
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with recording_server() as found:
+        yield found
 
 
 # -- the attacks -----------------------------------------------------------------------

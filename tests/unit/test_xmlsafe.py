@@ -7,8 +7,6 @@ carries the content of anything the document tried to pull in.
 
 from __future__ import annotations
 
-import http.server
-import threading
 import time
 import urllib.request
 import uuid
@@ -18,6 +16,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 from support import BPMN
+from xml_attacks import make_secret, recording_server
 
 from engine.errors import ProcessValidationError, UnsafeDocumentError
 from engine.xmlsafe import MAX_DEPTH, MAX_DOCUMENT_BYTES, parse_document
@@ -47,40 +46,13 @@ def _everything_said(exc: ProcessValidationError) -> str:
 
 @pytest.fixture
 def secret(tmp_path: Path) -> tuple[Path, str]:
-    token = f"SECRET-{uuid.uuid4().hex}"
-    path = tmp_path / "secret.txt"
-    path.write_text(token + "\n")
-    return path, token
-
-
-class _Hits(http.server.BaseHTTPRequestHandler):
-    hits: list[str]
-
-    def do_GET(self) -> None:
-        self.hits.append(self.path)
-        body = b'<!ENTITY % leak "x">'
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+    return make_secret(tmp_path)
 
 
 @pytest.fixture
 def server() -> Iterator[tuple[str, list[str]]]:
-    """A local HTTP server that records every request made to it."""
-    hits: list[str] = []
-    handler = type("Handler", (_Hits,), {"hits": hits})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", hits
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with recording_server() as found:
+        yield found
 
 
 # -- controls: the attacks below are real ----------------------------------------
