@@ -409,3 +409,24 @@ def test_an_expression_stopped_at_run_time_fails_start_and_stores_nothing(
         assert con.execute("SELECT count(*) FROM instance").fetchone() == (0,)
         assert con.execute("SELECT count(*) FROM event").fetchone() == (0,)
         assert con.execute("SELECT count(*) FROM task").fetchone() == (0,)
+
+
+def test_docs_security_states_the_limits_in_force() -> None:
+    from engine import evaluator
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    stated = [
+        f"5 MiB ({MAX_DOCUMENT_BYTES:,} bytes)",
+        f"more than **{MAX_DEPTH}** levels",
+        f"more than **{MAX_STEPS}** flow nodes",
+        f"**{evaluator.MAX_SEQUENCE_LENGTH:,}** elements",
+        f"**{evaluator.MAX_INT_BITS:,}** bits",
+        f"**{evaluator.MAX_RANGE:,}** items",
+        f"{evaluator.MAX_SOURCE_LENGTH:,} characters",
+        f"Time limit: {evaluator.DEFAULT_TIME_LIMIT:g} second",
+        f"Memory limit: {evaluator.DEFAULT_MEMORY_LIMIT // 2**20} MB",
+    ]
+    assert [s for s in stated if s not in text] == []
+    assert sorted(evaluator.UNAVAILABLE_NAMES) == sorted(
+        n for n in evaluator.UNAVAILABLE_NAMES if f"`{n}`" in text
+    )
