@@ -1030,6 +1030,7 @@ def run_case(case: Case, desk: Desk, db: Engine) -> None:
             "denied",
         ), said
         assert logged["details"]["reason"] == reason
+        assert logged["details"]["intent"].startswith(f"artreturns {command.argv(case)[0]}")
 
 
 @pytest.mark.parametrize(("command", "kind", "claim"), list(cases()))
