@@ -290,6 +290,36 @@ def test_the_rules_here_are_the_table_of_docs_permissions_md() -> None:
     )
 
 
+def cli_commands() -> set[str]:
+    """Every command of `artreturns`, a group's as "group command"."""
+    import click
+
+    found: set[str] = set()
+    for name, command in cli_module.cli.commands.items():
+        if isinstance(command, click.Group):
+            found.update(f"{name} {sub}" for sub in command.commands)
+        else:
+            found.add(name)
+    return found
+
+
+def test_every_command_is_in_the_table() -> None:
+    """A new command must say who may run it: in a row of the table (bench, a tool of
+    its own, in a paragraph under it)."""
+    page = PERMISSIONS_DOC.read_text(encoding="utf-8")
+    named: set[str] = set()
+    for line in page.splitlines():
+        if not line.startswith("| "):
+            continue
+        for quoted in re.findall(r"`([^`]+)`", line.split("|")[1]):
+            words = quoted.split(" -")[0].split(" TASK")[0].split()
+            *group, last = words
+            named.update(" ".join([*group, one]) for one in last.split("/"))
+    missing = {c for c in cli_commands() - named if f"`{c}`" not in page}
+    assert missing == set(), f"docs/permissions.md does not say who may run {sorted(missing)}"
+    assert "bench" not in named  # the paragraph, not the table
+
+
 # -- the commands ----------------------------------------------------------------------
 
 
