@@ -27,6 +27,7 @@ Compiled code is cached per source text, so a condition is compiled once per pro
 from __future__ import annotations
 
 import ast
+import itertools
 import math
 import os
 import re
@@ -596,9 +597,11 @@ _CONSTANT_NODES: tuple[type[ast.AST], ...] = (
     ast.expr_context,
 )
 
-#: Time and memory given to the constant parts of one expression at deploy time.
+#: Time and memory given to each constant part of an expression at deploy time, and
+#: how many parts of one expression are worked out (the rest are left to run time).
 CONSTANT_TIME_LIMIT = 0.2
 CONSTANT_MEMORY_LIMIT = 64 * 1024 * 1024
+MAX_CONSTANT_PARTS = 50
 
 
 def _constant_parts(node: ast.AST) -> Iterator[ast.expr]:
@@ -616,7 +619,7 @@ def _constant_parts(node: ast.AST) -> Iterator[ast.expr]:
 
 def _check_constants(source: str, mode: str) -> None:
     tree = ast.parse(source.strip() if mode == "eval" else source, mode=mode)
-    parts = list(_constant_parts(tree))
+    parts = list(itertools.islice(_constant_parts(tree), MAX_CONSTANT_PARTS))
     if not parts:
         return
     constants = Evaluator(CONSTANT_TIME_LIMIT, CONSTANT_MEMORY_LIMIT)

@@ -289,6 +289,17 @@ def test_constant_work_a_guard_refuses_is_refused_before_it_runs(source: str, wo
     assert raised.value.expression == source
 
 
+def test_deploy_works_out_a_bounded_number_of_constant_parts() -> None:
+    # Deploy-time work stays bounded whatever the text: parts past the first
+    # MAX_CONSTANT_PARTS are left to the run-time guards.
+    first = ", ".join(["1 + 1"] * (evaluator.MAX_CONSTANT_PARTS - 1))
+    with pytest.raises(ExpressionError, match="fails every time"):
+        evaluator.check(f"[{first}, 9 ** 9 ** 9]", "eval")
+    evaluator.check(f"[{first}, 1 + 1, 9 ** 9 ** 9]", "eval")  # does not raise
+    with pytest.raises(ValueError, match="bits"):
+        Evaluator(time_limit=LIMIT).evaluate(f"[{first}, 1 + 1, 9 ** 9 ** 9]", {})
+
+
 @pytest.mark.parametrize(
     "source",
     ["2 ** 10 > amount", "1 / 0 if amount < 0 else 1", "'-' * 40", "amount ** 9 ** 9", "x"],
