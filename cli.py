@@ -1627,6 +1627,7 @@ def _asked_as(field: FormField) -> str:
         "boolean": "yes/no",
         "date": "YYYY-MM-DD",
         "json": "JSON",
+        "amount": "an amount such as 300.00",
     }[field.type]
 
 

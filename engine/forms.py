@@ -13,11 +13,13 @@ A user task declares its form the Camunda way, inside its extension elements:
 The compiler reads it at deploy (engine/spiff/compiler.py) and the definition keeps it in
 its `elements`; `Engine.complete` checks the data against it before anything changes.
 
-Types: string, long, boolean, enum, date (YYYY-MM-DD) and json (our extension: a list
-or an object). There is no number type with decimals on purpose: an amount of money is
-a string field holding its decimal text ("162000.00"), read with `decimal.Decimal` by the
-handler that needs it. A JSON number is refused where a form declares text, so a float
-never stands for money.
+Types: string, long, boolean, enum, date (YYYY-MM-DD), json (our extension: a list
+or an object) and amount (our extension: money's decimal text, "162000.00"). There is no
+number type with decimals on purpose: an amount of money is text, read with
+`decimal.Decimal` by the handler that needs it (which knows its currency and checks its
+decimals). An amount field takes only digits with at most one dot and two decimals, not
+negative, no exponent, no NaN, at most 13 digits before the dot. A JSON number is refused
+where a form declares text or an amount, so a float never stands for money.
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ from typing import Any
 
 from engine.errors import FieldProblem
 
-TYPES = ("string", "long", "boolean", "enum", "date", "json")
+TYPES = ("string", "long", "boolean", "enum", "date", "json", "amount")
 TRUE_WORDS = ("true", "yes")
 FALSE_WORDS = ("false", "no")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_AMOUNT = re.compile(r"[0-9]{1,13}(?:\.[0-9]{1,2})?")
 _WHAT = {
     "string": "text",
     "long": "a whole number",
@@ -43,6 +46,7 @@ _WHAT = {
     "enum": "one of the choices",
     "date": "a date as YYYY-MM-DD",
     "json": "a JSON list or object",
+    "amount": 'an amount as text (digits, a dot, at most two decimals), such as "300.00"',
 }
 
 
@@ -98,8 +102,8 @@ class FormField:
         """What is wrong with a value given for this field (None when nothing is)."""
         if _missing(value):
             return "required, but not given" if self.required else None
-        if self.type == "string":
-            if isinstance(value, str):
+        if self.type in ("string", "amount"):
+            if isinstance(value, str) and (self.type == "string" or _is_amount(value)):
                 return None
             if isinstance(value, int | float) and not isinstance(value, bool):
                 return (
@@ -128,11 +132,11 @@ class FormField:
         says what is wrong. Text stays text: "162000.00" is not made a number."""
         stripped = text.strip()
         value: Any
-        if self.type in ("string", "enum", "date"):
+        if self.type in ("string", "enum", "date", "amount"):
             value = _unquoted(text)
             if self.type == "enum":
                 value = self._choice(value.strip())
-            elif self.type == "date":
+            elif self.type in ("date", "amount"):
                 value = value.strip()
         elif self.type == "long":
             if not re.fullmatch(r"[+-]?\d+", stripped):
@@ -173,6 +177,7 @@ class FormField:
             "boolean": True,
             "date": "2026-01-31",
             "json": [],
+            "amount": "300.00",
         }[self.type]
 
 
@@ -233,6 +238,10 @@ def _is_date(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _is_amount(text: str) -> bool:
+    return _AMOUNT.fullmatch(text.strip()) is not None
 
 
 def _unquoted(text: str) -> str:

@@ -19,7 +19,7 @@ from handlers.money import MoneyError
 from handlers.store import Folders, Services
 from handlers.store import picture as returns_picture
 from handlers.store.evidence import EvidenceError
-from handlers.store.orders import OrderImportError, parse_file, validate
+from handlers.store.orders import OrderImportError, has_control, parse_file, validate
 from handlers.vocabulary import REASONS, TYPES
 
 PROCESS = "return_request"
@@ -89,6 +89,11 @@ def apply(
         )
     if not artwork_ids:
         raise InputError("name at least one artwork with --artwork")
+    if has_control(description):
+        raise InputError(
+            "the description holds control characters (such as ESC), which a terminal "
+            "showing it would obey: remove them"
+        )
     # Before a number is taken or a file kept: a refused request leaves nothing behind.
     engine.authorize(actor, "apply", "start", process=process, what="register a return")
     now = engine.clock.now()

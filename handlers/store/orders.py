@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -18,6 +19,9 @@ from handlers.store.tables import artworks, orders
 CHANNELS = ("online_shop", "marketplace", "store", "auction")
 JURISDICTIONS = ("CN", "EU", "other")
 CATEGORIES = ("painting", "sculpture", "antique", "craft", "print", "photograph")
+#: C0 controls but tab, line feed and carriage return; DEL; C1 controls (ESC starts the
+#: sequences that recolour, retitle or clear a terminal).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 FLAG_DEFAULTS: dict[str, Any] = {
     "custom_made": False,
     "indivisible_set": False,
@@ -94,7 +98,12 @@ class Order:
 def parse_file(name: str, content: bytes) -> list[dict[str, Any]]:
     """Orders from a .json (a list of orders with nested artworks) or a .csv (one row per
     artwork, order columns repeated) file, as plain dicts ready for `validate`."""
-    text = content.decode("utf-8-sig")
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise OrderImportError(
+            [f"{name}: not UTF-8 text (byte {exc.start}); save it as UTF-8 and import it again"]
+        ) from exc
     if name.lower().endswith(".json"):
         try:
             loaded = json.loads(text)
@@ -199,6 +208,13 @@ def validate(raw_orders: Iterable[Mapping[str, Any]]) -> list[Order]:
             problems.append(f"{where}: appears twice in the file")
             continue
         seen.add(number)
+        controlled = sorted(set(_controls(raw, "")))
+        if controlled:
+            problems.append(
+                f"{where}: {', '.join(controlled)} holds control characters (such as ESC), "
+                "which a terminal showing it would obey: remove them"
+            )
+            continue
         try:
             order = _order(raw, number)
         except (ValueError, MoneyError) as exc:
@@ -224,6 +240,24 @@ def validate(raw_orders: Iterable[Mapping[str, Any]]) -> list[Order]:
     if problems:
         raise OrderImportError(problems)
     return result
+
+
+def has_control(text: str) -> bool:
+    """Whether `text` holds a control character other than tab and line ends."""
+    return _CONTROL.search(text) is not None
+
+
+def _controls(value: Any, where: str) -> Iterator[str]:
+    """Where in an order (field names, dotted) text holds control characters."""
+    if isinstance(value, str):
+        if has_control(value):
+            yield where
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _controls(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _controls(item, f"{where}[{index}]")
 
 
 def _order(raw: Mapping[str, Any], number: str) -> Order:

@@ -567,6 +567,70 @@ def test_a_bad_price_in_a_json_import_is_refused(price_json: str, words: str) ->
     assert words in "; ".join(caught.value.problems)
 
 
+CONFIRM = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn"
+    xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core"
+    id="confirm_definitions" targetNamespace="https://artreturns.example/tests">
+  <bpmn:process id="confirm_amount" name="Confirm an amount" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>f0</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:userTask id="confirm" name="Confirm the amount">
+      <bpmn:extensionElements>
+        <camunda:formData>
+          <camunda:formField id="amount" label="Amount" type="amount">
+            <camunda:validation><camunda:constraint name="required" /></camunda:validation>
+          </camunda:formField>
+          <camunda:formField id="note" label="Note" type="string" />
+        </camunda:formData>
+        <spiffworkflow:variableName>confirmed</spiffworkflow:variableName>
+      </bpmn:extensionElements>
+      <bpmn:incoming>f0</bpmn:incoming><bpmn:outgoing>f1</bpmn:outgoing>
+    </bpmn:userTask>
+    <bpmn:endEvent id="end"><bpmn:incoming>f1</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f0" sourceRef="start" targetRef="confirm" />
+    <bpmn:sequenceFlow id="f1" sourceRef="confirm" targetRef="end" />
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def test_an_amount_field_refuses_what_is_not_an_amount(tmp_path: Path) -> None:
+    """Through `complete --set` and `--data`: refused before anything changes (exit 1,
+    the history as it was); a plain amount is taken as its text."""
+    run = Cli(f"sqlite:///{tmp_path / 'forms.db'}")
+    run("init")
+    diagram = tmp_path / "confirm_amount.bpmn"
+    diagram.write_text(CONFIRM, encoding="utf-8")
+    run("deploy", str(diagram), actor="owner")
+    run("start", "confirm_amount", "--key", "K-1")
+    events = len(run.json("history", "K-1"))
+    for value in ("NaN", "Infinity", "-5.00", "0.001", "1e3", "+5", "1_000", "abc", "9" * 14):
+        refused = run("complete", "K-1:confirm", "--set", f"amount={value}", code=1)
+        assert "amount" in refused.stderr
+        assert "such as" in refused.stderr, refused.stderr
+    for data in ('{"amount": 12.5}', '{"amount": 300}', '{"amount": "NaN"}', '{"amount": null}'):
+        run("complete", "K-1:confirm", "--data", data, code=1)
+    assert len(run.json("history", "K-1")) == events
+    run("complete", "K-1:confirm", "--set", "amount=1200.50", "--set", f"note={NOTE}")
+    assert run.json("show", "K-1")["data"]["confirmed"] == {"amount": "1200.50", "note": NOTE}
+
+
+@pytest.mark.parametrize(
+    ("diagram", "field"),
+    [("approval.bpmn", "amount"), ("dispute.bpmn", "compensation_amount")],
+)
+def test_amounts_no_handler_reads_are_checked_by_their_form(diagram: str, field: str) -> None:
+    """Finance's confirmed amount and legal's compensation are only recorded: their form
+    is what checks them."""
+    tree = lxml_html.etree.parse(str(PROCESSES / diagram))
+    [declared] = tree.xpath(
+        "//camunda:formField[@id=$field]/@type",
+        field=field,
+        namespaces={"camunda": "http://camunda.org/schema/1.0/bpmn"},
+    )
+    assert declared == "amount"
+
+
 def _context(operator: str) -> TaskContext:
     return TaskContext(
         instance_id=1,
@@ -754,6 +818,57 @@ def test_unicode_orders_import_from_csv(desk: tuple[Cli, Path], tmp_path: Path) 
     assert _rows(site, "SELECT title, artist FROM sales_artwork WHERE order_number = 'U-5'") == [
         (title, ARTIST)
     ]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("title", "Mist \x1b]0;owned\x07"),
+        ("artist", "Lin \x1b[2J"),
+        ("customer_name", "Ann \x9b31m"),
+        ("customer_address", "nul \x00 byte"),
+    ],
+)
+def test_control_characters_a_terminal_would_obey_are_refused(
+    desk: tuple[Cli, Path], tmp_path: Path, field: str, value: str
+) -> None:
+    """ESC and the other controls would recolour, retitle or clear the terminal of whoever
+    runs `show` or `tasks`; tab and line ends are text."""
+    run, site = desk
+    header, row = _csv_order("U-7").splitlines()
+    cells = next(csv.reader([row]))
+    cells[header.split(",").index(field)] = value
+    out = io.StringIO()
+    csv.writer(out).writerow(cells)
+    file = tmp_path / "orders.csv"
+    file.write_text(f"{header}\n{out.getvalue()}", encoding="utf-8")
+    refused = run("orders", "import", str(file), actor="owner", code=2)
+    assert "control characters" in refused.stderr
+    assert _rows(site, "SELECT count(*) FROM sales_order WHERE order_number = 'U-7'") == [(0,)]
+    file.write_text(_csv_order("U-7", title="Two\tparts,\r\nsecond line"), encoding="utf-8")
+    run("orders", "import", str(file), actor="owner")
+
+
+def test_a_description_with_control_characters_is_refused(desk: tuple[Cli, Path]) -> None:
+    run, site = desk
+    before = _rows(site, "SELECT count(*) FROM rma_number")
+    refused = run(
+        "apply",
+        *("--order", "U-1", "--artwork", "W-1", "--type", "return", "--reason", "no_reason"),
+        *("--description", "broken \x1b[31m red"),
+        actor="cs-ann",
+        code=2,
+    )
+    assert "control characters" in refused.stderr
+    assert _rows(site, "SELECT count(*) FROM rma_number") == before
+
+
+def test_an_orders_file_that_is_not_utf8_is_refused(desk: tuple[Cli, Path], tmp_path: Path) -> None:
+    run, _ = desk
+    file = tmp_path / "orders.csv"
+    file.write_bytes(_csv_order("U-8", artist="Zoë").encode("latin-1"))
+    refused = run("orders", "import", str(file), actor="owner", code=2)
+    assert "not UTF-8 text" in refused.stderr
 
 
 # -- helpers -------------------------------------------------------------------------------

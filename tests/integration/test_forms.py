@@ -168,7 +168,7 @@ def test_deploy_refuses_bad_forms_each_located_by_file_element_and_line(engine: 
             "report",
             10,
             "form field 'price' has the type 'money'; a form field is one of string, long, "
-            "boolean, enum, date, json",
+            "boolean, enum, date, json, amount",
         ),
         (
             "bad_forms.bpmn",
