@@ -2092,9 +2092,14 @@ def worker(
     from dataclasses import replace
     from datetime import timedelta
 
-    from engine.worker import Worker
+    from engine.worker import Worker, patiently
 
-    obj.engine.authorize(obj.actor, "worker", "housekeeping", what="run jobs")
+    name = name or f"{socket.gethostname()}:{os.getpid()}"
+    patiently(  # a worker started before its database waits for it
+        lambda: obj.engine.authorize(obj.actor, "worker", "housekeeping", what="run jobs"),
+        log=lambda line: click.echo(json.dumps(line, ensure_ascii=False), err=True),
+        name=name,
+    )
     if obj.engine.settings.inline_handlers:
         click.echo(
             f"Note: {INLINE_ENV} is not off here, so commands run service tasks themselves "
@@ -2111,7 +2116,7 @@ def worker(
     running = Worker(
         engines,
         actor=obj.actor,
-        name=name or f"{socket.gethostname()}:{os.getpid()}",
+        name=name,
         lease=timedelta(seconds=lease),
         poll=poll,
         once=once,

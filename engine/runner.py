@@ -656,6 +656,8 @@ class Work:
             self._fail(task, call.operator, str(exc), attempt)
             return
         except Exception as exc:  # a handler's failure must never lose the instance
+            if self.conn.invalidated:
+                raise  # the database went away, not the handler: nothing can be saved
             log.warning("handler %s failed on %s: %s", call.operator, task.id, exc)
             self._fail(task, call.operator, _describe_exception(exc), attempt)
             return
@@ -697,9 +699,11 @@ class Work:
             raise
         except BaseException:
             # Failed in time: as without a limit, what it wrote stays (a payment it
-            # made before it failed is on record, and its retry finds it).
+            # made before it failed is on record, and its retry finds it). A lost
+            # connection has nothing left to keep.
             leash.cut(grace=LEASH_GRACE)
-            savepoint.commit()
+            if not self.conn.invalidated:
+                savepoint.commit()
             raise
         leash.cut(grace=LEASH_GRACE)
         savepoint.commit()

@@ -17,6 +17,7 @@ error, so that whoever supervises it starts a fresh process.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from engine.api import Engine
     from engine.jobs import JobView
 
+log = logging.getLogger("artreturns.worker")
+
 #: The longest a thread waits between two tries at a database it cannot reach.
 MAX_PAUSE = 5.0
 #: Handler calls cut off and still running after which a worker stops.
@@ -51,15 +54,46 @@ def unreachable(exc: BaseException) -> bool:
     """True when `exc` says the database could not be reached or the connection was
     lost: worth trying again, unlike a refusal (read-only, disk full, no schema)."""
     cause: BaseException | None = exc
-    while cause is not None and not isinstance(cause, DBAPIError):
-        cause = cause.__cause__
-    if cause is None:
-        return False
-    if cause.connection_invalidated:
-        return True
-    return isinstance(cause, OperationalError | InterfaceError) and bool(
-        _LOST.search(str(cause.orig))
-    )
+    while cause is not None:
+        if isinstance(cause, DBAPIError):
+            if cause.connection_invalidated:
+                return True
+            return isinstance(cause, OperationalError | InterfaceError) and bool(
+                _LOST.search(str(cause.orig))
+            )
+        # The driver's own error, met where the engine reads through the driver alone
+        # (DB-API drivers name their classes alike).
+        if type(cause).__name__ in ("OperationalError", "InterfaceError"):
+            return bool(_LOST.search(str(cause)))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def patiently(
+    call: Callable[[], Any],
+    *,
+    log: Callable[[dict[str, Any]], None],
+    name: str,
+    pause: float = 1.0,
+) -> Any:
+    """`call()`, tried again (with a log line each time) while the database cannot be
+    reached: a worker started before its database waits for it."""
+    while True:
+        try:
+            return call()
+        except EngineError as exc:
+            if not unreachable(exc):
+                raise
+            log(
+                {
+                    "at": datetime.now(UTC).isoformat(),
+                    "worker": name,
+                    "event": "database unreachable",
+                    "error": exc.message,
+                }
+            )
+            time.sleep(pause)
+            pause = min(MAX_PAUSE, pause * 2)
 
 
 @dataclass
@@ -153,15 +187,17 @@ class Worker:
         try:
             while not self._stop.is_set():
                 try:
+                    if lost_since is not None:
+                        with engine.db.connect() as conn:  # raises while unreachable
+                            conn.exec_driver_sql("SELECT 1")
+                        self._reached(name, lost_since)
+                        lost_since, pause = None, self.poll
                     if in_hand is not None:
                         engine.release_job(in_hand, name)
                         in_hand = None
-                    if lost_since is not None:
-                        self._reached(name, lost_since)
-                        lost_since, pause = None, self.poll
                     if not self._step(engine, name):
                         return
-                except EngineError as exc:
+                except Exception as exc:
                     if not unreachable(exc):
                         raise
                     with self._lock:
@@ -177,6 +213,11 @@ class Worker:
             with self._lock:
                 self.report.errors.append(f"{name}: {exc}")
             self._stop.set()
+        except Exception as exc:  # a thread must not vanish: the worker stops with it
+            log.exception("worker thread %s stopped", name)
+            with self._lock:
+                self.report.errors.append(f"{name}: {type(exc).__name__}: {exc}")
+            self._stop.set()
 
     def _step(self, engine: Engine, name: str) -> bool:
         """Claim a job and run it; False when this thread is done."""
@@ -187,7 +228,7 @@ class Worker:
         except ConcurrencyError:  # another worker's claim got there first
             self._untake()
             return True
-        except EngineError:
+        except Exception:
             self._untake()
             raise
         if job is None:
@@ -201,7 +242,7 @@ class Worker:
             self._held[name] = job
         try:
             outcome = engine.run_job(job, actor=self.actor, worker=name)
-        except EngineError:
+        except Exception:
             self._untake()  # not run: it counts when it runs
             raise
         elapsed = time.perf_counter() - began
@@ -236,14 +277,14 @@ class Worker:
             )
         return True
 
-    def _lost(self, name: str, exc: EngineError, in_hand: JobView | None) -> None:
+    def _lost(self, name: str, exc: Exception, in_hand: JobView | None) -> None:
         self.log(
             {
                 "at": datetime.now(UTC).isoformat(),
                 "worker": name,
                 "event": "database unreachable",
                 "job": in_hand.id if in_hand is not None else None,
-                "error": exc.message,
+                "error": exc.message if isinstance(exc, EngineError) else str(exc),
             }
         )
 
@@ -261,4 +302,4 @@ class Worker:
         )
 
 
-__all__ = ["Worker", "WorkerReport"]
+__all__ = ["Worker", "WorkerReport", "patiently"]

@@ -15,10 +15,14 @@ need new pages are sure to be refused. PostgreSQL: a database of the test's own 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import stat
 import subprocess
+import sys
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,12 +36,14 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import URL
 from sqlalchemy.engine import Engine as SqlEngine
-from support import BPMN, prepare_returns
+from sqlalchemy.exc import OperationalError
+from support import BPMN, PG_ENV, prepare_returns
+from test_worker_faults import LEASE, Workers, _check, _drain, _drive
 
 import cli
-from engine import Engine
+from engine import ConfigurationError, Engine
 from engine.persistence import normalise_url
-from engine.worker import Worker
+from engine.worker import Worker, unreachable
 from handlers.bench import _order
 
 READ_ONLY = "is read-only; nothing was saved"
@@ -328,9 +334,10 @@ def test_a_database_at_its_page_limit_refuses_what_needs_room(tmp_path: Path) ->
 def own_pg_database() -> Iterator[tuple[URL, SqlEngine]]:
     """A database of the test's own on the configured server (dropped afterwards), and
     an administrator's connection to the server's database."""
-    from conftest import postgres_base_url
-
-    base = postgres_base_url()
+    raw = os.environ.get(PG_ENV)
+    if not raw:
+        _cannot(f"PostgreSQL not configured: set {PG_ENV} to a SQLAlchemy URL to run this")
+    base = normalise_url(str(raw))
     name = f"artreturns_ro_{uuid.uuid4().hex[:12]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:  # a server that is configured must be usable
@@ -369,3 +376,302 @@ def test_a_read_only_postgresql_database_refuses_every_change(
     desk.accepted()
     desk.verify()
     desk.engine.db.dispose()
+
+
+# -- a database that goes away and comes back -----------------------------------------
+
+
+def _lost_connection() -> ConfigurationError:
+    """What the engine raises when the server is down (translated as it is)."""
+    driver = OSError("connection to server at 127.0.0.1, port 5432 failed: Connection refused")
+    error = ConfigurationError("cannot reach the database")
+    error.__cause__ = OperationalError("SELECT 1", {}, driver)
+    return error
+
+
+def test_a_worker_that_loses_its_database_waits_releases_and_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection is lost while a job runs: the worker logs it, does not stop,
+    releases the job once the database answers and runs it then."""
+    desk = _desk(f"sqlite:///{tmp_path / 'engine.db'}", tmp_path)
+    engine = desk.engine
+    real = engine.run_job
+    lost: list[int | None] = []
+
+    def once_unreachable(job: Any, **kwargs: Any) -> Any:
+        if not lost:
+            lost.append(job.id)
+            raise _lost_connection()
+        return real(job, **kwargs)
+
+    monkeypatch.setattr(engine, "run_job", once_unreachable)
+    lines: list[dict[str, Any]] = []
+    worker = Worker([engine], actor="ops-bot", name="w", once=True, poll=0.01, log=lines.append)
+    report = worker.run()
+    assert report.errors == []
+    assert (report.outages, report.outcomes) == (1, {"done": 1})
+    events = [line.get("event", "job") for line in lines]
+    assert events == ["database unreachable", "database reachable again", "job"]
+    assert lines[0]["job"] == lost[0] == lines[2]["job"]  # released, then run
+    assert [j.kind for j in engine.jobs()] == ["timer"] * 4  # nothing held, none left
+    desk.verify()
+    engine.db.dispose()
+
+
+def test_an_unexpected_error_stops_the_worker_with_a_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    desk = _desk(f"sqlite:///{tmp_path / 'engine.db'}", tmp_path)
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(desk.engine, "run_job", broken)
+    report = Worker([desk.engine], actor="ops-bot", name="w", once=True).run()
+    assert report.errors == ["w/1: RuntimeError: a bug"]
+    desk.engine.db.dispose()
+
+
+@dataclass
+class Cluster:
+    """A throwaway PostgreSQL cluster of the test's own, run as the `postgres` OS user
+    when the test runs as root (PostgreSQL refuses root)."""
+
+    bindir: Path
+    folder: Path
+    port: int
+    as_user: list[str]
+
+    @property
+    def data(self) -> Path:
+        return self.folder / "data"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def run(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*self.as_user, str(self.bindir / tool), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
+        log = str(self.folder / "server.log")
+        done = self.run("pg_ctl", "start", "-w", "-D", str(self.data), "-l", log, "-o", options)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    def stop(self, mode: str) -> None:
+        done = self.run("pg_ctl", "stop", "-w", "-D", str(self.data), "-m", mode)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _postgres_binaries() -> Path | None:
+    candidates = []
+    if shutil.which("pg_config"):
+        found = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True)
+        candidates.append(Path(found.stdout.strip()))
+    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    for bindir in candidates:
+        if (bindir / "initdb").is_file() and (bindir / "pg_ctl").is_file():
+            return bindir
+    return None
+
+
+def _cannot(reason: str) -> None:
+    """Skip, or fail in CI, where every PostgreSQL test must run."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    import pwd
+    import socket
+    import tempfile
+
+    bindir = _postgres_binaries()
+    if bindir is None:
+        _cannot("no PostgreSQL server binaries (initdb, pg_ctl) found")
+    assert bindir is not None
+    folder = Path(tempfile.mkdtemp(prefix="artreturns-pg-"))
+    as_user: list[str] = []
+    if _root():
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            _cannot("running as root and there is no postgres user to run a cluster as")
+        os.chown(folder, owner.pw_uid, owner.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    made = Cluster(bindir, folder, port, as_user)
+    created = made.run(
+        "initdb", "-D", str(made.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"
+    )
+    if created.returncode != 0:
+        shutil.rmtree(folder, ignore_errors=True)
+        _cannot(f"cannot create a PostgreSQL cluster: {created.stderr.strip()[-500:]}")
+    made.start()
+    try:
+        yield made
+    finally:
+        made.run("pg_ctl", "stop", "-D", str(made.data), "-m", "immediate")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+RESTART_RETURNS = int(os.environ.get("ARTRETURNS_RESTART_RETURNS", "150"))
+DOWN = 3.0  # seconds the server stays down each time
+
+
+@dataclass
+class Outage:
+    mode: str
+    stopped: datetime
+    started: datetime
+    #: Returns not yet closed when the server stopped (the outage met work in flight).
+    open_returns: int
+
+
+class Steady(Workers):
+    """Worker processes left running: what goes away is the database."""
+
+    def supervise(self) -> None:
+        self._stop.wait()
+
+
+class Restarts(threading.Thread):
+    """Stops the cluster (`-m fast`, later `-m immediate`), keeps it down DOWN seconds,
+    starts it again; notes when, and how much work was open."""
+
+    def __init__(self, cluster: Cluster, url: str, returns: int) -> None:
+        super().__init__(name="restarts")
+        self.cluster = cluster
+        self.url = url
+        self.returns = returns
+        self.outages: list[Outage] = []
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            for mode, after in (("fast", 5.0), ("immediate", 8.0)):
+                time.sleep(after)
+                counter = create_engine(normalise_url(self.url))
+                with counter.connect() as conn:
+                    closed = conn.execute(
+                        text("SELECT count(*) FROM rma_number WHERE status = 'closed'")
+                    ).scalar_one()
+                counter.dispose()
+                stopped = datetime.now(UTC)
+                self.cluster.stop(mode)
+                time.sleep(DOWN)
+                self.cluster.start()
+                started = datetime.now(UTC)
+                self.outages.append(Outage(mode, stopped, started, self.returns - closed))
+        except BaseException as exc:
+            self.error = exc
+
+
+def _drive_through_outages(engine: Engine, prices: dict[str, Any], workers: Workers) -> int:
+    """Act as the operators until every return is closed; a command that met the
+    database down is tried again, as a person would. How many times that happened."""
+    met = 0
+    while True:
+        try:
+            _drive(engine, prices, workers)
+            return met
+        except Exception as exc:
+            if not unreachable(exc):
+                raise
+            met += 1
+            time.sleep(0.5)
+
+
+def _started(logs: Path, count: int) -> None:
+    """Wait until every worker has run a job (their start takes a while)."""
+    deadline = time.monotonic() + 120
+    while sum(1 for lines in _log_lines(logs).values() if lines) < count:
+        assert time.monotonic() < deadline, "the workers did not start"
+        time.sleep(0.2)
+
+
+def _log_lines(logs: Path) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for log in sorted(logs.glob("worker-*.log")):
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+        found[log.stem] = [json.loads(line) for line in lines if line.startswith("{")]
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_workers_outlive_a_database_restart(cluster: Cluster, tmp_path: Path) -> None:
+    """Four worker processes of two threads each run the returns while the server is
+    stopped twice (fast, then immediate: a crash and its recovery) and started again:
+    no worker stops; each logs the lost database and its return; every return ends,
+    refunded once; no job is left held; every history verifies."""
+    engine, folders, prices = prepare_returns(cluster.url, tmp_path, RESTART_RETURNS)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARTRETURNS_")} | {
+        "ARTRETURNS_DB": cluster.url,
+        "ARTRETURNS_INLINE_HANDLERS": "off",
+        "ARTRETURNS_DATA": str(folders.root),
+    }
+    argv = [
+        *(sys.executable, "-c", "import cli\ncli.main()\n", "--as", "ops-bot", "worker"),
+        *("--concurrency", "2", "--lease", str(LEASE), "--poll", "0.1", "--backoff", "0.2"),
+    ]
+    restarts = Restarts(cluster, cluster.url, len(prices))
+    began = time.monotonic()
+    try:
+        with Steady.running(argv, env, tmp_path) as workers:
+            _started(tmp_path, len(workers.processes))
+            restarts.start()
+            met = _drive_through_outages(engine, prices, workers)
+            restarts.join()
+            assert restarts.error is None, restarts.error
+            _drain(engine)
+        codes = [process.returncode for process in workers.processes]
+        time.sleep(LEASE + 1)  # a lease held when a worker stopped runs out
+        _check(engine, prices, faults=False)
+    finally:
+        engine.db.dispose()
+    took = time.monotonic() - began
+    assert codes == [0] * len(codes)  # stopped by SIGTERM, not by an error
+    assert [o.mode for o in restarts.outages] == ["fast", "immediate"]
+    assert all(o.open_returns > 0 for o in restarts.outages), restarts.outages
+    logs = _log_lines(tmp_path)
+    report = []
+    for outage in restarts.outages:
+        first_jobs, first_back = [], []
+        for worker, lines in logs.items():
+            times = [(datetime.fromisoformat(line["at"]), line) for line in lines]
+            lost = [at for at, line in times if line.get("event") == "database unreachable"]
+            back = [
+                at
+                for at, line in times
+                if line.get("event") == "database reachable again" and at >= outage.started
+            ]
+            assert any(outage.stopped <= at <= outage.started for at in lost), worker
+            assert back, f"{worker} never said the database was back"
+            first_back.append(back[0])
+            jobs = [at for at, line in times if "outcome" in line and at >= outage.started]
+            first_jobs += jobs[:1]
+        assert first_jobs, "no job ran after the database came back"
+        first = (min(first_jobs) - outage.started).total_seconds()
+        back_all = (max(first_back) - outage.started).total_seconds()
+        down = (outage.started - outage.stopped).total_seconds()
+        report.append(
+            f"{outage.mode}: down {down:.1f} s (stop, {DOWN:g} s, start), first job done "
+            f"{first:.2f} s after the start, every worker back within {back_all:.2f} s"
+        )
+    print(
+        f"{len(prices)} returns in {took:.0f} s; {met} operator commands met the database "
+        f"down; " + "; ".join(report)
+    )
