@@ -1,0 +1,402 @@
+"""Soak on PostgreSQL: ARTRETURNS_SOAK_RETURNS returns (10,000 unless told) through the
+whole procedure, from the application to the refund and the closing, with the service
+tasks run by four `artreturns worker` processes and the operators' and customers' steps
+taken by this process, a window of returns in flight at a time.
+
+Each worker's resident memory (VmRSS) is sampled every few seconds. After a warm-up
+(the first tenth of the returns, at most 1,000, closed) it may not grow by more than
+MEMORY_BOUND over its level at the end of the warm-up; the run must end within DEADLINE.
+At the end every return is closed, the ledger holds exactly one refund per return with
+the right amount, no job is held or queued, nothing is an incident, and every history
+in the database verifies.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, text
+from sqlalchemy.engine import URL
+from support import prepare_returns
+from test_worker_faults import ACCEPTED, APPROVE, _act, _check, _drain
+
+from engine import Engine, Settings
+from handlers import desk
+from handlers.bench import _order
+from handlers.store import Folders, services_factory
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+ROOT = Path(__file__).resolve().parents[2]
+RETURNS = int(os.environ.get("ARTRETURNS_SOAK_RETURNS", "10000"))
+WORKERS = 4
+WINDOW = 200  # returns in flight at once
+WARM_UP = min(1000, max(1, RETURNS // 10))  # returns closed before memory is the baseline
+SAMPLE_EVERY = 3.0  # seconds
+#: Growth of a worker's resident memory allowed after the warm-up. A worker fills its
+#: instance cache (256 instances) in the warm-up; after that its memory should move by
+#: no more than what the allocator keeps from one run of jobs to the next.
+MEMORY_BOUND = 30 * 1024  # kB
+DEADLINE = 45 * 60  # seconds for the whole run
+STALL = 180  # seconds without a return closed: something is stuck
+DESKS = 3  # operators at work at once, each a thread with an engine of its own
+#: The name the run's connections give the server, to find their server processes.
+APPLICATION = "artreturns-soak"
+
+
+def _rss(pid: int) -> int | None:
+    """A process's resident memory in kB, from /proc (None once it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return None
+
+
+def _cpu(pid: int) -> float | None:
+    """A process's CPU time (user and system) in seconds, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1]
+    except OSError:
+        return None
+    utime, stime = fields.split()[11:13]
+    return (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Sample:
+    at: float  # seconds since the start
+    closed: int
+    rss: list[int | None]  # kB, one per worker
+    cpu: list[float | None]  # seconds, one per worker
+
+
+@dataclass
+class Pool:
+    """Worker processes and a thread sampling their memory every few seconds."""
+
+    processes: list[subprocess.Popen[bytes]]
+    engine: Engine  # to count the returns closed and find the database's processes
+    began: float = field(default_factory=time.monotonic)
+    samples: list[Sample] = field(default_factory=list)
+    database_cpu: dict[int, float] = field(default_factory=dict)  # by server process
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def sample(self) -> None:
+        while True:
+            with self.engine.db.engine.connect() as conn:
+                closed = conn.execute(
+                    text("SELECT count(*) FROM rma_number WHERE status = 'closed'")
+                ).scalar_one()
+                servers = conn.execute(
+                    text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
+                    {"name": APPLICATION},
+                ).scalars()
+                for pid in servers:  # on this machine, or nothing is found
+                    self.database_cpu[pid] = _cpu(pid) or self.database_cpu.get(pid, 0.0)
+            self.samples.append(
+                Sample(
+                    time.monotonic() - self.began,
+                    int(closed),
+                    [_rss(p.pid) for p in self.processes],
+                    [_cpu(p.pid) for p in self.processes],
+                )
+            )
+            if self._stop.wait(SAMPLE_EVERY):
+                return
+
+    def alive(self) -> None:
+        for slot, process in enumerate(self.processes):
+            assert process.poll() is None, f"worker w{slot} stopped ({process.returncode})"
+
+    @classmethod
+    @contextmanager
+    def running(
+        cls, argv: list[str], env: dict[str, str], logs: Path, engine: Engine
+    ) -> Iterator[Pool]:
+        processes = []
+        for slot in range(WORKERS):
+            log = (logs / f"worker-{slot}.log").open("ab")
+            processes.append(
+                subprocess.Popen(
+                    [*argv, "--name", f"w{slot}"], env=env, stdout=log, stderr=log, cwd=ROOT
+                )
+            )
+        pool = cls(processes, engine)
+        sampler = threading.Thread(target=pool.sample)
+        sampler.start()
+        try:
+            yield pool
+        finally:
+            pool._stop.set()
+            sampler.join()
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                try:
+                    process.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+def _message(waiting: str, rma: str) -> tuple[str, dict[str, Any]] | None:
+    """The customer's message a task waits for (None: not one the test sends)."""
+    if waiting == "work_shipped":  # a tracking number of its own: one used twice is refused
+        number = "SF" + "".join(c for c in rma if c.isdigit())
+        return "return_shipped", {"carrier": "SF Express", "tracking_number": number}
+    if waiting == "work_received":
+        return "return_received", {}
+    if waiting == "wait_confirmation":
+        return "customer_confirmation", {"score": 5, "comment": "Thanks"}
+    return None
+
+
+@dataclass
+class Desk:
+    """Operators and customers: apply for `rows` while fewer than their share of WINDOW
+    are in flight, and take every step of theirs that the returns in flight wait for."""
+
+    engine: Engine
+    folders: Folders
+    rows: list[dict[str, Any]]
+    prices: dict[str, Decimal] = field(default_factory=dict)
+    in_flight: set[str] = field(default_factory=set)
+    closed: int = 0
+    spent: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    @contextmanager
+    def timed(self, what: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.spent[what] += time.perf_counter() - began
+
+    def top_up(self) -> None:
+        while len(self.in_flight) < WINDOW // DESKS and len(self.prices) < len(self.rows):
+            row = self.rows[len(self.prices)]
+            with self.timed("apply"):
+                result = desk.apply(
+                    self.engine,
+                    self.folders,
+                    order_number=row["order_number"],
+                    artwork_ids=[row["artwork_id"]],
+                    request_type="return",
+                    reason="no_reason",
+                    description="Changed my mind; still sealed.",
+                    actor="cs-ann",
+                )
+            rma = str(result.instance.label)
+            self.prices[rma] = Decimal(row["price"])
+            self.in_flight.add(rma)
+
+    def step(self) -> bool:
+        """One round over the returns in flight; whether anything was done."""
+        acted = False
+        other: list[tuple[str, str]] = []
+        with self.timed("list tasks"):
+            tasks = self.engine.tasks()
+            waits = self.engine.tasks(kinds=("message",), states=("WAITING",))
+        for task in tasks:
+            rma = task.business_key or ""
+            if rma not in self.in_flight:  # a closed return's follow-up is not ours
+                continue
+            data: dict[str, Any]
+            if task.bpmn_id == "approve_return":
+                data, actor = APPROVE, "cs-ann"
+            elif task.bpmn_id == "inspect_work":
+                data, actor = ACCEPTED, "inspector-ivy"
+            elif task.bpmn_id == "confirm_refund":
+                amount = f"{self.prices[rma]:.2f}"
+                data, actor = {"amount": amount, "channel": "original_payment"}, "fin-fay"
+            else:  # a closing return's follow-up, or a step this test does not expect
+                other.append((rma, task.bpmn_id))
+                continue
+            with self.timed(task.bpmn_id):
+                acted |= _act(partial(self.engine.complete, task.id, data, actor=actor))
+        for wait in waits:
+            rma = wait.business_key or ""
+            message = _message(wait.bpmn_id, rma)
+            if rma in self.in_flight and message is not None:
+                name, payload = message
+                with self.timed(name):
+                    acted |= _act(
+                        partial(self.engine.message, rma, name, payload, actor="customer")
+                    )
+        with self.timed("closed"):
+            done = self._closed_in_flight()
+        self.in_flight -= done
+        self.closed += len(done)
+        stuck = [(rma, step) for rma, step in other if rma in self.in_flight]
+        assert not stuck, f"unexpected steps: {stuck[:5]}"
+        return acted or bool(done)
+
+    def run(self, stop: threading.Event, errors: list[BaseException]) -> None:
+        try:
+            while self.closed < len(self.rows) and not stop.is_set():
+                self.top_up()
+                if not self.step():
+                    stop.wait(0.1)
+        except BaseException as exc:  # for the test's thread to raise
+            errors.append(exc)
+        finally:
+            self.engine.db.dispose()
+
+    def _closed_in_flight(self) -> set[str]:
+        if not self.in_flight:
+            return set()
+        query = text(
+            "SELECT number FROM rma_number WHERE status = 'closed' AND number IN :numbers"
+        ).bindparams(bindparam("numbers", expanding=True))
+        with self.engine.db.engine.connect() as conn:
+            found = conn.execute(query, {"numbers": sorted(self.in_flight)})
+            return {str(row[0]) for row in found}
+
+
+def _memory(samples: list[Sample]) -> list[tuple[int, int, int, int]]:
+    """Per worker: its memory (kB) at the end of the warm-up, its peak after it, at the
+    end, and its growth (the peak over the warm-up level)."""
+    warm = [s for s in samples if s.closed >= WARM_UP]
+    assert len(warm) >= 2, "too few samples after the warm-up to judge memory"
+    found = []
+    for slot in range(WORKERS):
+        series = [r for s in warm if (r := s.rss[slot]) is not None]
+        start, peak, end = series[0], max(series), series[-1]
+        found.append((start, peak, end, peak - start))
+    return found
+
+
+def _write_series(samples: list[Sample], path: Path) -> None:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            [
+                "seconds",
+                "closed",
+                *(f"w{n}_rss_kb" for n in range(WORKERS)),
+                *(f"w{n}_cpu_s" for n in range(WORKERS)),
+            ]
+        )
+        for s in samples:
+            rss = ("" if r is None else r for r in s.rss)
+            cpu = ("" if c is None else f"{c:.1f}" for c in s.cpu)
+            writer.writerow([f"{s.at:.1f}", s.closed, *rss, *cpu])
+
+
+def _run(desks: list[Desk], pool: Pool) -> None:
+    """Let the desks work until every return is closed, within DEADLINE and never
+    STALL seconds without one closed; every worker must stay up."""
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    threads = [threading.Thread(target=d.run, args=(stop, errors)) for d in desks]
+    for thread in threads:
+        thread.start()
+    try:
+        deadline = time.monotonic() + DEADLINE
+        moved, closed = time.monotonic(), 0
+        while (now_closed := sum(d.closed for d in desks)) < RETURNS:
+            if errors:
+                raise errors[0]
+            now = time.monotonic()
+            assert now < deadline, f"{now_closed} of {RETURNS} closed in time"
+            if now_closed > closed:
+                moved, closed = now, now_closed
+            assert now - moved < STALL, f"no return closed for {STALL} s"
+            pool.alive()
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise errors[0]
+
+
+def _summary(desks: list[Desk], pool: Pool, elapsed: float, cpu: float) -> None:
+    memory = _memory(pool.samples)
+    print(
+        f"\n{RETURNS} returns closed in {elapsed:.0f} s ({RETURNS / elapsed:.2f} returns/s), "
+        f"{WORKERS} workers, {DESKS} desks"
+    )
+    print(f"memory after {WARM_UP} returns closed (kB), per worker: start / peak / end / growth")
+    for slot, (start, peak, end, growth) in enumerate(memory):
+        print(f"  w{slot}: {start} / {peak} / {end} / {growth}")
+    workers = sum(c for c in pool.samples[-1].cpu if c is not None)
+    database = sum(pool.database_cpu.values())
+    print(
+        f"CPU seconds: workers {workers:.0f}, this process {cpu:.0f}, database "
+        f"{database:.0f}; {(workers + cpu + database) / RETURNS * 1000:.0f} ms a return"
+    )
+    spent: defaultdict[str, float] = defaultdict(float)  # seconds, by what was done
+    for d in desks:
+        for what, seconds in d.spent.items():
+            spent[what] += seconds
+    ranked = sorted(spent.items(), key=lambda item: -item[1])
+    print("desks' time: " + ", ".join(f"{what} {sec:.0f} s" for what, sec in ranked))
+    print(f"series: memory.csv ({len(pool.samples)} samples)")
+
+
+def test_soak_returns_flow_with_flat_worker_memory(pg_url: URL, tmp_path: Path) -> None:
+    url = pg_url.update_query_dict({"application_name": APPLICATION}).render_as_string(
+        hide_password=False
+    )
+    folders = Folders(tmp_path / "data")
+
+    def engine() -> Engine:
+        return Engine(
+            url, settings=Settings(inline_handlers=False), services=services_factory(folders)
+        )
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARTRETURNS_")} | {
+        "ARTRETURNS_DB": url,
+        "ARTRETURNS_INLINE_HANDLERS": "off",
+        "ARTRETURNS_DATA": str(folders.root),
+    }
+    argv = [
+        sys.executable,
+        "-c",
+        "import cli\ncli.main()\n",
+        *("--as", "ops-bot", "worker", "--poll", "0.1"),
+    ]
+    owner, _, _ = prepare_returns(url, tmp_path, RETURNS, applied=0)
+    rows = [_order(index, declined=False) for index in range(RETURNS)]  # as imported
+    try:
+        desks = [Desk(engine(), folders, rows[n::DESKS]) for n in range(DESKS)]
+        with Pool.running(argv, env, tmp_path, owner) as pool:
+            began, cpu = time.monotonic(), time.process_time()
+            _run(desks, pool)
+            _drain(owner)  # what the follow-ups queued after closing
+            elapsed, cpu = time.monotonic() - began, time.process_time() - cpu
+        _write_series(pool.samples, tmp_path / "memory.csv")
+        _summary(desks, pool, elapsed, cpu)
+        for slot, (_, _, _, growth) in enumerate(_memory(pool.samples)):
+            assert growth < MEMORY_BOUND, f"w{slot} grew by {growth} kB after the warm-up"
+        began = time.monotonic()
+        prices = {rma: price for d in desks for rma, price in d.prices.items()}
+        _check(owner, prices, faults=False)
+        broken = [(label, b) for label, b in owner.verify_all() if b is not None]
+        assert broken == []
+        print(f"checked and verified in {time.monotonic() - began:.0f} s")
+    except Exception:
+        for log in sorted(tmp_path.glob("worker-*.log")):
+            sys.stderr.write(log.read_text(encoding="utf-8", errors="replace")[-3000:])
+        raise
+    finally:
+        owner.db.dispose()
