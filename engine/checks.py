@@ -38,7 +38,7 @@ SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
 
 #: Most flow nodes (tasks, events, gateways) one executable process may hold, its
 #: subprocesses included. The largest process shipped has under a hundred.
-MAX_STEPS = 400
+MAX_STEPS = 250
 
 #: What a procedure may ask of every user task (roles.toml: `user_tasks_need`).
 USER_TASK_NEEDS = ("due_time", "form")

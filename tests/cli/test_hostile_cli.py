@@ -288,25 +288,40 @@ def test_deeply_nested_elements_are_refused_with_their_line(
     assert 5 < line <= 5 + 256  # where the nesting passed a limit, not the file's end
 
 
+def chain(tasks: int) -> str:
+    """A valid process: a start event, `tasks` tasks in a row, an end event."""
+    flows = ['<bpmn:sequenceFlow id="f0" sourceRef="s" targetRef="t0"/>']
+    for i in range(tasks):
+        target = f"t{i + 1}" if i + 1 < tasks else "e"
+        flows.append(
+            f'<bpmn:task id="t{i}"/>'
+            f'<bpmn:sequenceFlow id="f{i + 1}" sourceRef="t{i}" targetRef="{target}"/>'
+        )
+    return (
+        bpmn("")
+        .replace('<bpmn:sequenceFlow id="f" sourceRef="s" targetRef="e"/>', "\n".join(flows))
+        .replace("<bpmn:outgoing>f</bpmn:outgoing>", "")
+        .replace("<bpmn:incoming>f</bpmn:incoming>", "")
+    )
+
+
 def test_a_process_with_too_many_steps_is_refused(run: Cli, tmp_path: Path) -> None:
     # A chain this long would otherwise fail deep inside SpiffWorkflow's parser.
-    steps = 2_000
-    tasks = "\n".join(
-        f'<bpmn:task id="t{i}"/><bpmn:sequenceFlow id="f{i}" sourceRef="t{i}" '
-        f'targetRef="t{i + 1}"/>'
-        for i in range(steps)
-    )
     path = tmp_path / "long.bpmn"
-    document = bpmn("").replace(
-        '<bpmn:sequenceFlow id="f" sourceRef="s" targetRef="e"/>',
-        f'<bpmn:sequenceFlow id="f" sourceRef="s" targetRef="t0"/>{tasks}'
-        f'<bpmn:task id="t{steps}"/>',
-    )
-    path.write_text(document)
+    path.write_text(chain(2_000))
     said = assert_refused_by_both(run, path, ("steps; the limit is",))
-    assert f"long.bpmn:4 hostile: the process has {steps + 3:,} steps" in said
+    assert "long.bpmn:4 hostile: the process has 2,002 steps" in said
     assert f"the limit is {MAX_STEPS}" in said
     assert "RecursionError" not in said
+
+
+def test_a_process_at_the_step_limit_deploys(run: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "long.bpmn"
+    path.write_text(chain(MAX_STEPS - 2))  # with its start and end events: the limit
+    assert run("validate", str(path)).exit_code == 0
+    result = run("deploy", str(path))
+    assert result.exit_code == 0, result.stderr
+    assert "hostile: deployed as version 1" in result.stdout
 
 
 # -- expressions -----------------------------------------------------------------------
