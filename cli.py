@@ -296,6 +296,8 @@ def parse_data(data: str | None, sets: Sequence[str], form: Form | None = None) 
     true/false/yes/no, json is parsed. A value that does not read as its type is kept as
     text, for the engine to report with every other problem of the data. Any other
     value is read as JSON when it parses, else kept as text. `--data` is taken as given."""
+    from engine.canonical import read_json
+
     result: dict[str, Any] = {}
     if data:
         text = data
@@ -306,10 +308,10 @@ def parse_data(data: str | None, sets: Sequence[str], form: Form | None = None) 
             except OSError as exc:
                 raise InputError(f"cannot read {path}: {exc.strerror}") from exc
         try:
-            loaded = json.loads(text)
-        except json.JSONDecodeError as exc:
+            loaded = read_json(text)
+        except ValueError as exc:
             raise InputError(
-                f"--data is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+                f"--data is not valid JSON: {exc}",
                 "Give a JSON object such as '{\"amount\": 1200}' or @file.json.",
             ) from exc
         if not isinstance(loaded, dict):
@@ -326,8 +328,8 @@ def parse_data(data: str | None, sets: Sequence[str], form: Form | None = None) 
             value = _typed(field, raw)
         else:
             try:
-                value = json.loads(raw)
-            except json.JSONDecodeError:
+                value = read_json(raw)
+            except ValueError:
                 value = raw
         target = result
         for part in parts[:-1]:

@@ -22,7 +22,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
 from engine import definitions, reading, users, watching
-from engine.canonical import canonical_json, sha256_hex
+from engine.canonical import MAX_DEPTH, canonical_json, nesting, sha256_hex
 from engine.clock import Clock, SystemClock
 from engine.errors import (
     AmbiguousReferenceError,
@@ -1444,6 +1444,11 @@ def _require_mapping(value: Any, what: str) -> dict[str, Any]:
                 f"{what} has the key {key!r}, which diagrams cannot use",
                 "Keys must be names (letters, digits, underscores) not starting with '_'.",
             )
+    if nesting(value) > MAX_DEPTH:
+        raise InputError(
+            f"{what} is nested deeper than {MAX_DEPTH} levels",
+            "Give the data as fields with values, lists and objects a few levels deep.",
+        )
     return dict(value)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import sys
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -56,6 +57,47 @@ def sha256_hex(text: str) -> str:
 
 def digest(value: Any) -> str:
     return sha256_hex(canonical_json(value))
+
+
+#: How deep lists and objects may nest in data given to the engine (as JSON text or as
+#: objects): deeper data is refused where it comes in, before what copies, stores or
+#: hashes it meets Python's recursion limit. Real data nests a few levels.
+MAX_DEPTH = 64
+
+
+def nesting(value: Any) -> int:
+    """How deep lists and dicts nest in `value` (0 for a scalar), counted without
+    recursion and given up as soon as it passes MAX_DEPTH."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack and deepest <= MAX_DEPTH:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def read_json(text: str) -> Any:
+    """JSON text as people give it; ValueError says what is wrong, whatever it is (not
+    JSON, nested deeper than MAX_DEPTH, a number too long to read)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    except RecursionError as exc:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from exc
+    except ValueError as exc:  # an integer longer than Python reads from text
+        limit = sys.get_int_max_str_digits()
+        raise ValueError(f"a number has more than {limit:,} digits") from exc
+    if nesting(value) > MAX_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+    return value
 
 
 def to_plain(value: Any) -> Any:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from engine.canonical import read_json
 from engine.errors import FieldProblem
 
 TYPES = ("string", "long", "boolean", "enum", "date", "json", "amount")
@@ -149,9 +150,11 @@ class FormField:
             value = word in TRUE_WORDS
         else:  # json
             try:
-                value = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{_short(text)} is not JSON: {exc.msg}") from exc
+                value = read_json(text)
+            except ValueError as exc:
+                cause = exc.__cause__  # what is wrong, without where: the text is short
+                reason = cause.msg if isinstance(cause, json.JSONDecodeError) else str(exc)
+                raise ValueError(f"{_short(text)} is not JSON: {reason}") from exc
         problem = self.check(value)
         if problem is not None and not _missing(value):
             raise ValueError(problem)

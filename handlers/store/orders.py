@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from engine.canonical import read_json
 from handlers.money import Money, MoneyError
 from handlers.store.tables import artworks, orders
 
@@ -106,9 +106,9 @@ def parse_file(name: str, content: bytes) -> list[dict[str, Any]]:
         ) from exc
     if name.lower().endswith(".json"):
         try:
-            loaded = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise OrderImportError([f"{name}: not JSON ({exc.msg}, line {exc.lineno})"]) from exc
+            loaded = read_json(text)
+        except ValueError as exc:
+            raise OrderImportError([f"{name}: not JSON ({exc})"]) from exc
         if isinstance(loaded, dict):
             loaded = loaded.get("orders", [loaded])
         if not isinstance(loaded, list) or not all(isinstance(o, dict) for o in loaded):
@@ -122,7 +122,11 @@ def parse_file(name: str, content: bytes) -> list[dict[str, Any]]:
 def _orders_from_csv(name: str, text: str) -> list[dict[str, Any]]:
     reader = csv.DictReader(io.StringIO(text))
     grouped: dict[str, dict[str, Any]] = {}
-    for line, row in enumerate(reader, start=2):
+    try:
+        rows = list(reader)
+    except csv.Error as exc:  # a field over the csv module's size limit, a stray NUL
+        raise OrderImportError([f"{name}: {exc} (near line {reader.line_num + 1})"]) from exc
+    for line, row in enumerate(rows, start=2):
         number = (row.get("order_number") or "").strip()
         if not number:
             raise OrderImportError([f"{name}:{line}: order_number is empty"])
@@ -222,7 +226,11 @@ def validate(raw_orders: Iterable[Mapping[str, Any]]) -> list[Order]:
             continue
         artwork_problems: list[str] = []
         ids: set[str] = set()
-        for item in raw.get("artworks") or []:
+        items = raw.get("artworks") or []
+        if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
+            problems.append(f"{where}: artworks must be a list of objects")
+            continue
+        for item in items:
             try:
                 artwork = _artwork(item, order.currency)
             except (ValueError, MoneyError, TypeError) as exc:
