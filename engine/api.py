@@ -191,7 +191,10 @@ class Engine(People, Jobs, Versions):
         if self._evaluator is None:
             from engine.evaluator import Evaluator
 
-            self._evaluator = Evaluator(self.settings.expression_time_limit)
+            self._evaluator = Evaluator(
+                self.settings.expression_time_limit,
+                memory_limit=self.settings.expression_memory_limit,
+            )
         return self._evaluator
 
     # -- schema --------------------------------------------------------------------

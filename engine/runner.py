@@ -209,6 +209,9 @@ class Settings:
     inline_handlers: bool = True
     #: Seconds one diagram expression may run.
     expression_time_limit: float = 1.0
+    #: Bytes one diagram expression may grow the process's memory by (Linux; None:
+    #: no limit but the time limit and the size guards). docs/security.md.
+    expression_memory_limit: int | None = 256 * 1024 * 1024
     #: Instances kept in memory between commands of one process (0 turns it off). A
     #: cached instance is used only when its stored revision still matches.
     instance_cache_size: int = 256

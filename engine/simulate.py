@@ -241,7 +241,10 @@ def simulate(
         from engine.evaluator import Evaluator
         from engine.runner import Settings
 
-        evaluator = Evaluator(Settings().expression_time_limit)
+        settings = Settings()
+        evaluator = Evaluator(
+            settings.expression_time_limit, memory_limit=settings.expression_memory_limit
+        )
     forms = {e.bpmn_id: e.form for e in compiled.elements if e.form is not None}
     given = _Answers(dict(answers or {}))
     sim = Simulation(process_id, list(compiled.files), start)

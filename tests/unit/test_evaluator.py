@@ -855,3 +855,16 @@ def test_names_and_attributes_starting_with_underscore_are_always_refused(name: 
 @given(st.text(max_size=50))
 def test_any_string_literal_is_just_data(text: str) -> None:
     assert Evaluator().evaluate(repr(text), {}) == text
+
+
+def test_the_engine_takes_its_limits_from_its_settings(tmp_path: Path) -> None:
+    from engine import Engine, Settings
+
+    assert Settings().expression_memory_limit == evaluator.DEFAULT_MEMORY_LIMIT
+    db = f"sqlite:///{tmp_path / 'limits.db'}"
+    settings = Settings(expression_time_limit=0.25, expression_memory_limit=64 * 2**20)
+    ev = Engine(db, settings=settings).evaluator
+    assert (ev.time_limit, ev.memory_limit) == (0.25, 64 * 2**20)
+    assert (
+        Engine(db, settings=Settings(expression_memory_limit=None)).evaluator.memory_limit is None
+    )
