@@ -261,9 +261,11 @@ class Leash:
         self._live = True
 
     def __getattr__(self, name: str) -> Any:
+        if not self._live:
+            raise HandlerTimedOut(self._operator, self._seconds)
         value = getattr(self._target, name)
         if not callable(value):
-            return value
+            return value  # an attribute (`dialect`); one taken out is not leashed
 
         def guarded(*args: Any, **kwargs: Any) -> Any:
             with self._lock:

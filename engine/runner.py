@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from engine.canonical import canonical_json, dump_data
 from engine.errors import (
@@ -700,10 +700,16 @@ class Work:
                 raise HandlerStuckError(context.operator, limit) from None
             savepoint.rollback()  # what it wrote before it hung is undone
             raise
+        except DBAPIError:
+            # The database refused what it wrote (another worker's run of the same
+            # task got there first): PostgreSQL then refuses all but going back.
+            leash.cut(grace=LEASH_GRACE)
+            if not self.conn.invalidated:
+                savepoint.rollback()
+            raise
         except BaseException:
             # Failed in time: as without a limit, what it wrote stays (a payment it
-            # made before it failed is on record, and its retry finds it). A lost
-            # connection has nothing left to keep.
+            # made before it failed is on record, and its retry finds it).
             leash.cut(grace=LEASH_GRACE)
             if not self.conn.invalidated:
                 savepoint.commit()

@@ -18,11 +18,21 @@ from sqlalchemy.engine import URL
 from support import T0, Recorder, fixture
 
 import cli
-from engine import ConfigurationError, Engine, FixedClock, Registry, Settings, TaskContext
+from engine import (
+    ConfigurationError,
+    Engine,
+    FixedClock,
+    HandlerFailedError,
+    Registry,
+    Settings,
+    TaskContext,
+)
 from engine.registry import HandlerTimedOut, abandoned_calls, timeout
 from engine.worker import Worker
 
 LIMIT = 0.3  # seconds
+#: Every handler with a time limit (the default one).
+LIMITED = Settings(handler_timeout=60)
 
 
 class Hang:
@@ -213,7 +223,7 @@ def test_the_limit_comes_from_the_settings_then_the_handler_then_the_default() -
     assert settings.timeout_for("test.given", registry) == 1
     assert Settings(handler_timeout=None).timeout_for("test.plain", registry) is None
     assert Settings().timeout_for("test.plain", registry) == 120
-    with pytest.raises(ConfigurationError, match="'test.never' has timeout 0"):
+    with pytest.raises(ConfigurationError, match=r"'test\.never' has timeout 0"):
         registry.register("test.never", lambda _p, _c: {}, "tests", timeout=0)
     with pytest.raises(ConfigurationError, match="positive number of seconds"):
         timeout(-1)
@@ -240,3 +250,84 @@ def test_the_worker_command_cuts_calls_off_after_its_timeout(
     assert result.exit_code == 0, result.output
     assert "handler test.double timed out after 0.2 s and was cut off" in result.output
     assert "Jobs run: 1 (1 failed)." in result.output
+
+
+def test_a_call_stuck_inside_the_database_undoes_the_command(
+    sqlite_url: str, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cut off while it is inside a database call that does not end: the connection is
+    not the command's alone any more, so the whole command is undone and said so."""
+    import time
+
+    import engine.runner
+
+    monkeypatch.setattr(engine.runner, "LEASH_GRACE", 0.1)
+
+    def stuck(_params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
+        driver = ctx.services.connection.driver_connection
+        driver.create_function("nap", 1, time.sleep)
+        ctx.services.execute(text("SELECT nap(1.5)"))
+        return {"value": 0}
+
+    registry = recorder.registry()
+    hanging = Registry()
+    hanging.register("test.double", stuck, "tests", timeout=LIMIT)
+    hanging.register("test.echo", registry.get("test.echo"), "tests")
+    made = Engine(
+        sqlite_url,
+        registry=hanging,
+        clock=FixedClock(T0),
+        services=lambda conn, _now: conn,
+    )
+    made.init()
+    made.deploy(fixture("review_call.bpmn"), actor="owner")
+    try:
+        made.start("review_call", {"amount": 2}, business_key="H-1", actor="ann")
+        before = [e.kind for e in made.history("H-1")]
+        with pytest.raises(HandlerFailedError, match="inside a database call"):
+            made.complete("H-1:review", {}, actor="ann")
+        time.sleep(1.5)  # the nap ends
+        assert [e.kind for e in made.history("H-1")] == before  # nothing was saved
+        assert [t.bpmn_id for t in made.tasks()] == ["review"]
+        assert made.verify("H-1") is None
+    finally:
+        made.db.dispose()
+
+
+def test_a_call_the_database_refused_fails_and_the_command_goes_on(
+    db_url: str | URL, recorder: Recorder
+) -> None:
+    """A handler whose write breaks a unique constraint (as a second run of the same
+    payment would): the attempt fails with that error and is saved; on PostgreSQL too,
+    where the failed statement would otherwise leave the whole transaction refused."""
+
+    def twice(_params: Mapping[str, Any], ctx: TaskContext) -> dict[str, Any]:
+        ctx.services.execute(text("INSERT INTO once_only (note) VALUES ('paid')"))
+        ctx.services.execute(text("INSERT INTO once_only (note) VALUES ('paid')"))
+        return {"value": 0}
+
+    registry = Registry()
+    registry.register("test.double", twice, "tests")
+    made = Engine(
+        db_url,
+        registry=registry,
+        clock=FixedClock(T0),
+        services=lambda conn, _now: conn,
+        settings=LIMITED,
+    )
+    made.init()
+    with made.db.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE once_only (note VARCHAR(20) PRIMARY KEY)"))
+    made.deploy(fixture("review_call.bpmn"), actor="owner")
+    try:
+        made.start("review_call", {"amount": 2}, business_key="H-1", actor="ann")
+        result = made.complete("H-1:review", {}, actor="ann")
+        [error] = result.failures
+        assert error.startswith("IntegrityError")
+        [incident] = made.incidents()
+        assert incident.error == error
+        assert made.verify("H-1") is None
+        with made.db.engine.connect() as conn:  # the first insert went with the call
+            assert conn.execute(text("SELECT count(*) FROM once_only")).scalar_one() == 0
+    finally:
+        made.db.dispose()
