@@ -2,7 +2,7 @@
 
 Each fuzz test runs twice over: with a small fixed budget, derandomised and without an
 example database, in the default suite (the same examples every run, a few seconds),
-and with a budget a hundred times larger behind the `slow` marker, for CI's long step.
+and with a budget over ten times larger behind the `slow` marker, for CI's long step.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ _QUIET = [
 
 #: The default suite: the same examples every run, none stored between runs.
 FAST = settings(
-    max_examples=25,
+    max_examples=20,
     derandomize=True,
     database=None,
     deadline=None,
@@ -36,7 +36,7 @@ FAST = settings(
     print_blob=True,
 )
 #: CI's slow step: new examples every run, many more of them.
-SLOW = settings(FAST, max_examples=1500, derandomize=False)
+SLOW = settings(FAST, max_examples=500, derandomize=False)
 
 #: Parametrise a test over both budgets; the test applies `budget` to its inner @given.
 budgets = pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import URL
 from support import PROCESSES, T0
 
 from engine import Engine, FixedClock
@@ -50,7 +51,7 @@ ORDER: dict[str, Any] = {
 class Returns:
     """One engine on one database, kept for a whole test (as a worker keeps its own)."""
 
-    def __init__(self, url: str, root: Path) -> None:
+    def __init__(self, url: str | URL, root: Path) -> None:
         self.root = root
         self.folders = Folders(root / "data")
         self.engine = Engine(url, clock=FixedClock(T0), services=services_factory(self.folders))

@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 from fuzzing import (
     DEEP,
+    FAST,
     KEYS,
     OBJECTS,
     TEXT,
@@ -31,6 +32,7 @@ from fuzzing import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from returns import CS, OWNER, STEPS, Returns
+from sqlalchemy.engine import URL
 
 import cli as cli_module
 from cli import parse_data
@@ -394,3 +396,35 @@ def test_data_nested_too_deep_for_the_engine_is_refused_and_changes_nothing(
     for _ in range(63):
         sixty_four = [sixty_four]
     engine.start("refund", {"x": sixty_four}, actor=OWNER)  # as deep as allowed
+
+
+@pytest.mark.postgres
+def test_refused_data_changes_nothing_on_postgresql(pg_url: URL, tmp_path: Path) -> None:
+    """The same properties on PostgreSQL, whose JSON and text columns refuse what SQLite
+    keeps (NUL characters among them): `start` and `complete` take the data or refuse it,
+    and a refusal leaves every table as it was."""
+    made = Returns(pg_url, tmp_path)
+    try:
+        targets = Targets(made)
+        forms = {step: targets.form(step) for step in STEPS}
+        engine = made.engine
+
+        @settings(FAST, max_examples=8)
+        @given(st.data())
+        def command(draw: st.DataObject) -> None:
+            step = draw.draw(st.sampled_from([*sorted(STEPS), "start"]))
+            if step == "start":
+                data = draw.draw(OBJECTS)
+                done_or_refused_cleanly(engine, lambda: engine.start("refund", data, actor=OWNER))
+            else:
+                targets.complete(step, draw.draw(st.one_of(form_data(forms[step]), OBJECTS)))
+
+        command()
+        for text in ("\x00", "a\x00b", "\ud7ff\ue000"):
+            data = {"x": text}
+            done_or_refused_cleanly(
+                engine, lambda data=data: engine.start("refund", data, actor=OWNER)
+            )
+            targets.complete("approve_return", {"decision": "approve", "note": text})
+    finally:
+        made.close()

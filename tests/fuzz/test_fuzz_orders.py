@@ -155,13 +155,13 @@ def json_files(draw: st.DrawFn) -> bytes:
     for _ in range(draw(st.integers(1, 4))):
         order = draw(st.sampled_from(orders))
         where = draw(st.sampled_from(["order", "customer", "artwork", "flags", "condition"]))
-        target: Any = {
-            "order": order,
-            "customer": order.get("customer"),
-            "artwork": (order.get("artworks") or [None])[0],
-            "flags": ((order.get("artworks") or [{}])[0] or {}).get("flags"),
-            "condition": ((order.get("artworks") or [{}])[0] or {}).get("condition"),
-        }[where]
+        target: Any = order
+        if where != "order":
+            target = order.get("customer") if where == "customer" else order.get("artworks")
+        if where in ("artwork", "flags", "condition"):
+            target = target[0] if isinstance(target, list) and target else None
+        if where in ("flags", "condition") and isinstance(target, dict):
+            target = target.get(where)
         if not isinstance(target, dict):
             continue
         key = draw(st.sampled_from(sorted(target) or ["x"]))
