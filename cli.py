@@ -595,6 +595,7 @@ def simulate(
       artreturns simulate return_request --data @case.json --path /tmp/tiers/ \\
           --answer approve_return='{"decision": "approve"}' --answer return_shipped='{}'
     """
+    from engine.canonical import read_json
     from engine.simulate import simulate as run_simulation
 
     given: dict[str, Any] = {}
@@ -606,9 +607,9 @@ def simulate(
                 'For example --answer approve_return=\'{"decision": "approve"}\'.',
             )
         try:
-            given[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"--answer {key.strip()}: not valid JSON: {exc.msg}") from exc
+            given[key.strip()] = read_json(raw)
+        except ValueError as exc:
+            raise InputError(f"--answer {key.strip()}: not valid JSON: {exc}") from exc
     result = run_simulation(
         process_id,
         paths or ("processes",),

@@ -428,3 +428,24 @@ def test_refused_data_changes_nothing_on_postgresql(pg_url: URL, tmp_path: Path)
             targets.complete("approve_return", {"decision": "approve", "note": text})
     finally:
         made.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [(TOO_DEEP[6:-1], "nested deeper than 64 levels"), (TOO_LONG[6:-1], "more than 4,300 digits")],
+    ids=["nested 5000 deep", "5000 digits"],
+)
+def test_a_simulated_answer_that_once_crashed_is_refused_with_the_reason(
+    tmp_path: Path, answer: str, words: str
+) -> None:
+    """`simulate --answer STEP=JSON` read the JSON past `except JSONDecodeError` too."""
+    result = CliRunner().invoke(
+        cli_module.cli,
+        [
+            *("--db", f"sqlite:///{tmp_path / 'none.db'}"),
+            *("simulate", "refund", "--answer", f"confirm_refund={answer}"),
+        ],
+        prog_name="artreturns",
+    )
+    assert result.exit_code == 2, result.output
+    assert words in result.stderr
