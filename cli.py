@@ -3495,6 +3495,13 @@ def handlers_command(obj: Context, as_json: bool) -> None:
     metavar="URL",
     help="With --report-history, also on PostgreSQL (a schema of its own per run).",
 )
+@click.option(
+    "--report-on",
+    "report_on",
+    metavar="URL",
+    multiple=True,
+    help="Time `report` on a database seeded before with --seed-history (repeatable).",
+)
 @click.option("--markdown", is_flag=True, help="Print a Markdown table (for docs/benchmarks.md).")
 @pass_context
 def bench(
@@ -3512,6 +3519,7 @@ def bench(
     seed: int,
     report_history: int | None,
     report_pg: str | None,
+    report_on: tuple[str, ...],
     markdown: bool,
 ) -> None:
     """Measure the engine, and time whole commands beside their targets.
@@ -3527,6 +3535,8 @@ def bench(
 
     With --report-history N, also `report` timed on N generated returns (5 % still in
     flight) on SQLite, and with --report-pg on PostgreSQL, beside its target (5 s).
+    --report-on URL times it on a database seeded before, so that seeding and timing can
+    be run apart.
 
     Uses its own temporary SQLite files (and, with --workers-pg or --report-pg, schemas
     of its own, dropped afterwards); --db is not touched. Making 10,000 returns takes
@@ -3546,6 +3556,7 @@ def bench(
       artreturns --db history.db bench --seed-history 100000 --seed 7
       artreturns bench --no-engine --cli-returns 0 --report-history 100000 --markdown
       artreturns bench --report-history 100000 --report-pg postgresql://localhost/db
+      artreturns bench --no-engine --cli-returns 0 --report-on sqlite:///history.db
     """
     import tempfile
 
@@ -3588,6 +3599,10 @@ def bench(
         from handlers import seed_history as generator
 
         generator.measure(report, report_history, pg=report_pg, seed=seed, progress=progress)
+    if report_on:
+        from handlers import seed_history as generator
+
+        generator.time_seeded(report, report_on, progress=progress)
     if cli_returns:
         from handlers import bench as returns_bench
 

@@ -53,7 +53,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, select
+
 from engine import Engine, FixedClock, Registry
+from engine.persistence.records import InstanceRecord
 from engine.seeding import (
     Compiler,
     Row,
@@ -882,8 +885,12 @@ def time_reports(
     progress: Callable[[str], None] = lambda _: None,
 ) -> None:
     """Time `Engine.report` on the seeded database at `url`, as of HISTORY_END: the
-    default period, and by category; the median of `runs` after a warm-up."""
+    default period, and by category; the median of `runs` after a warm-up. Then the
+    whole `artreturns report` command, in a process of its own, the same way."""
+    import os
     import statistics
+
+    from engine.bench import Command, time_commands
 
     engine = Engine(url, clock=FixedClock(datetime.combine(HISTORY_END, datetime.min.time(), UTC)))
     cases: list[tuple[str, dict[str, Any]]] = [
@@ -907,6 +914,44 @@ def time_reports(
         )
         progress(f"timed {name} on {label}: {median:.2f} s")
     engine.db.dispose()
+    command = Command(
+        f"artreturns report ({label})",
+        lambda _: ["--db", url, "--as", "owner", "report"],
+        REPORT_TARGET_MS,
+        "the whole command in a process of its own: start-up, the indicators as of now, "
+        "the table printed",
+    )
+    time_commands(report, [command], env=os.environ, runs=runs, progress=progress)
+
+
+#: `report` on 100,000 returns (issue #8).
+REPORT_TARGET_MS = 5000
+
+
+def time_seeded(
+    report: Any,
+    urls: Sequence[str],
+    *,
+    runs: int = 3,
+    progress: Callable[[str], None] = lambda _: None,
+) -> None:
+    """`artreturns bench --report-on URL ...`: time `report` on databases seeded before
+    (`bench --seed-history N`), one after the other in this run."""
+    for url in urls:
+        label = "PostgreSQL" if url.startswith("postgres") else "SQLite"
+        engine = Engine(url)
+        try:
+            with engine.db.connect() as conn:
+                count = conn.execute(select(func.count()).select_from(InstanceRecord)).scalar_one()
+        finally:
+            engine.db.dispose()
+        report.add(
+            f"returns in the database ({label})",
+            count,
+            "returns",
+            "seeded before with `bench --seed-history`",
+        )
+        time_reports(report, url, label, runs=runs, progress=progress)
 
 
 def measure(
@@ -948,4 +993,4 @@ def seed_history_figure(
     return seeded
 
 
-__all__ = ["Seeded", "measure", "seed", "time_reports"]
+__all__ = ["Seeded", "measure", "seed", "time_reports", "time_seeded"]

@@ -163,3 +163,16 @@ def test_seeds_postgresql_with_copy(pg_url: str) -> None:
             "channel, payer, reference, created_at) VALUES ('k', 'r', 'refund', 1, 'CNY', "
             "'x', 'y', 'ref-new', now())"
         )
+
+
+def test_report_is_timed_on_a_database_seeded_before(
+    seeded: tuple[str, seed_history.Seeded],
+) -> None:
+    url, made = seeded
+    result = run("bench", "--no-engine", "--cli-returns", "0", "--report-on", url, "--markdown")
+    lines = {line.split("|")[1].strip(): line for line in result.stdout.splitlines() if "|" in line}
+    counted = lines["returns in the database (SQLite)"].split("|")[2]
+    assert float(counted.replace(",", "")) == made.returns
+    for name in ("report (SQLite)", "report --by category (SQLite)"):
+        assert "median of 3 runs" in lines[name] and "target under 5 s" in lines[name]
+    assert "target under 5,000 ms" in lines["artreturns report (SQLite)"]
