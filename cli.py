@@ -64,6 +64,7 @@ if TYPE_CHECKING:
         UserView,
         WorkItem,
     )
+    from engine.api import DueResult
     from engine.watching import Snapshot
     from handlers import desk, mail
     from handlers.store import Folders
@@ -288,6 +289,28 @@ def _time(value: datetime | None) -> str:
 # -- input parsing ------------------------------------------------------------------
 
 
+#: The most `--data @FILE` reads: an instance's data is a few kilobytes, and a file
+#: that never ends (`@/dev/zero`) must not be read until memory runs out.
+DATA_FILE_LIMIT = 16 * 1024 * 1024
+
+
+def _data_file(path: Path) -> str:
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(DATA_FILE_LIMIT + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+    if len(raw) > DATA_FILE_LIMIT:
+        raise InputError(
+            f"{path} is larger than {DATA_FILE_LIMIT // (1024 * 1024)} MiB",
+            "--data @FILE is for an instance's data: a JSON object of a few kilobytes.",
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path} is not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
+
+
 def parse_data(data: str | None, sets: Sequence[str], form: Form | None = None) -> dict[str, Any]:
     """`--data JSON|@file` merged with `--set key=value`.
 
@@ -302,11 +325,7 @@ def parse_data(data: str | None, sets: Sequence[str], form: Form | None = None) 
     if data:
         text = data
         if data.startswith("@"):
-            path = Path(data[1:])
-            try:
-                text = path.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+            text = _data_file(Path(data[1:]))
         try:
             loaded = read_json(text)
         except ValueError as exc:
@@ -1993,6 +2012,9 @@ def cancel(obj: Context, instance: str, reason: str, as_json: bool) -> None:
 def run_due(obj: Context, limit: int | None, as_json: bool) -> None:
     """Fire every timer that is due now (use --now to move time).
 
+    Each instance is its own transaction; when one cannot be fired, the others still
+    are, and the command exits 1 after reporting them all.
+
     \b
       artreturns run-due                          (from cron, every few minutes)
       artreturns --now 2026-12-01T09:00Z run-due
@@ -2001,11 +2023,9 @@ def run_due(obj: Context, limit: int | None, as_json: bool) -> None:
         results = obj.engine.run_due(actor=obj.actor, limit=limit, progress=progress)
     if as_json:
         _echo_json([r.to_dict() for r in results])
-        return
-    if not results:
+    elif not results:
         click.echo("No timers due.")
-        return
-    for item in results:
+    for item in [] if as_json else results:
         if item.error:
             click.echo(f"{item.instance}: {item.error}", err=True)
         elif item.result:
@@ -2013,6 +2033,7 @@ def run_due(obj: Context, limit: int | None, as_json: bool) -> None:
             click.echo(
                 f"{item.instance}: fired {fired} timer event(s), now {item.result.instance.status}"
             )
+    _exit_if_any_failed(results, "fired")
 
 
 @cli.command()
@@ -2116,6 +2137,7 @@ def worker(
         )
         if timeout is not None:
             engine.settings = replace(engine.settings, handler_timeout=timeout)
+    _note_limits_past_the_lease(engines[0], lease)
     running = Worker(
         engines,
         actor=obj.actor,
@@ -2148,6 +2170,26 @@ def worker(
         for error in report.errors:
             click.echo(f"Error: {error}", err=True)
         raise SystemExit(1)
+
+
+def _note_limits_past_the_lease(engine: Engine, lease: int) -> None:
+    """Say which handlers may run as long as a job's lease or longer: another worker
+    may then take their job while the call still runs (the revision check keeps the
+    second save out, but the handler's side effects may happen twice)."""
+    settings, registry = engine.settings, engine.registry
+    long = []
+    for info in registry:
+        limit = settings.timeout_for(info.operator, registry)
+        if limit is None or limit >= lease:
+            long.append(f"{info.operator} ({'no limit' if limit is None else f'{limit:g} s'})")
+    if long:
+        shown = ", ".join(long[:5]) + (f" and {len(long) - 5} more" if len(long) > 5 else "")
+        click.echo(
+            f"Note: handlers may run as long as the {lease} s lease or longer: {shown}. "
+            "Another worker may take such a job while its call runs; give --timeout below "
+            "--lease.",
+            err=True,
+        )
 
 
 @cli.command()
@@ -2248,6 +2290,8 @@ def retry(
 
     TARGET is an incident (its id from `artreturns incidents`, or INSTANCE:STEP) or an
     instance (every incident of it). Each retry is recorded in the instance's history.
+    With --all, an instance that cannot be retried does not stop the others; the
+    command then exits 1 after reporting them all.
 
     \b
     Examples:
@@ -2265,17 +2309,29 @@ def retry(
         results = obj.engine.retry_all(actor=obj.actor, operator=operator, progress=progress)
     if as_json:
         _echo_json([r.to_dict() for r in results])
-        return
-    if not results:
+    elif not results:
         click.echo("No incidents.")
-        return
-    for item in results:
+    for item in [] if as_json else results:
         if item.error:
             click.echo(f"{item.instance}: {item.error}", err=True)
         elif item.result:
             still = len(item.result.failures)
             outcome = f"failed again ({still})" if still else "ran"
             click.echo(f"{item.instance}: {outcome}, now {item.result.instance.status}")
+    _exit_if_any_failed(results, "retried")
+
+
+def _exit_if_any_failed(results: Sequence[DueResult], done: str) -> None:
+    """Exit 1, after every instance was tried and reported, when any could not be (a
+    cron job or script then knows); the others' changes stay saved. One skipped because
+    another command changed it meanwhile is not a failure."""
+    failed = sum(1 for r in results if r.error and not r.raced)
+    if failed:
+        click.echo(
+            f"Error: {failed} of {len(results)} instance(s) could not be {done}; the others were.",
+            err=True,
+        )
+        raise SystemExit(1)
 
 
 @cli.command()

@@ -130,6 +130,9 @@ class DueResult:
     instance: str
     result: CommandResult | None
     error: str | None
+    #: Skipped because another command changed the instance meanwhile (not a failure:
+    #: that command did, or will do, what was due).
+    raced: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -633,7 +636,9 @@ class Engine(People, Jobs, Versions):
                 result = self.retry(str(instance_id), actor=actor, operator=operator)
                 results.append(DueResult(label, result, None))
             except ConcurrencyError:
-                results.append(DueResult(label, None, "changed by another command; skipped"))
+                results.append(
+                    DueResult(label, None, "changed by another command; skipped", raced=True)
+                )
             except (PersistenceError, ConfigurationError):
                 raise  # the database refuses or cannot be reached: so for every instance
             except EngineError as exc:
@@ -683,7 +688,9 @@ class Engine(People, Jobs, Versions):
                 result = self._change(str(instance_id), actor, lambda work, _: None, by_id=True)
                 results.append(DueResult(label, result, None))
             except ConcurrencyError:
-                results.append(DueResult(label, None, "changed by another command; skipped"))
+                results.append(
+                    DueResult(label, None, "changed by another command; skipped", raced=True)
+                )
             except (PersistenceError, ConfigurationError):
                 raise  # the database refuses or cannot be reached: so for every instance
             except EngineError as exc:

@@ -165,17 +165,28 @@ def _untagged(value: Any) -> Any:
     return {k: _untagged(v) for k, v in value.items()}
 
 
-def dump_data(data: Any) -> str | None:
-    """The data as stored beside the state; None when it holds a value that would not
-    read back as itself (a tuple, a set, a UUID, ...): readers then restore the state."""
+def tag_data(data: Any) -> Any:
+    """The data as the stored JSON holds it (values JSON has no type for tagged); None
+    when it holds a value that would not read back as itself (a tuple, a set, a UUID...)."""
     try:
-        tagged = _tagged(data)
+        return _tagged(data)
     except (UnstorableDataError, RecursionError):
         return None
+
+
+def dump_tagged(tagged: Any) -> str:
+    """JSON text of a value `tag_data` gave (or a part of one)."""
     try:
         return orjson.dumps(tagged).decode()
     except orjson.JSONEncodeError:  # an integer beyond 64 bits
         return json.dumps(tagged, ensure_ascii=False, separators=(",", ":"))
+
+
+def dump_data(data: Any) -> str | None:
+    """The data as stored beside the state; None when it holds a value that would not
+    read back as itself (a tuple, a set, a UUID, ...): readers then restore the state."""
+    tagged = tag_data(data)
+    return None if tagged is None and data is not None else dump_tagged(tagged)
 
 
 def load_data(text: str) -> Any:

@@ -93,6 +93,7 @@ UNAVAILABLE_NAMES = frozenset(
 
 _CONTAINERS = (list, tuple, set, frozenset, dict)
 _TEXT = (str, bytes)
+_NESTED = _CONTAINERS + _TEXT
 
 
 class _LimitError(ValueError):
@@ -110,7 +111,8 @@ def _check_length(length: int, what: str) -> None:
 
 def _footprint(value: Any, budget: int = MAX_SEQUENCE_LENGTH) -> int:
     """How many elements a C-level walk over `value` visits (nested containers and the
-    characters of strings included), counted only up to just past `budget`."""
+    characters of strings included), counted only up to just past `budget`. An item is
+    counted once, by the container that holds it (and a text also by its characters)."""
     total = 0
     stack = [value]
     while stack:
@@ -120,13 +122,11 @@ def _footprint(value: Any, budget: int = MAX_SEQUENCE_LENGTH) -> int:
         elif isinstance(item, dict):
             total += len(item)
             if total <= budget:
-                stack.extend(item.values())
+                stack.extend(v for v in item.values() if isinstance(v, _NESTED))
         elif isinstance(item, _CONTAINERS):
             total += len(item)
             if total <= budget:
-                stack.extend(item)
-        else:
-            total += 1
+                stack.extend(v for v in item if isinstance(v, _NESTED))
         if total > budget:
             return total
     return total

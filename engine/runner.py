@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import Connection, Table, bindparam, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from engine.canonical import canonical_json, dump_data
+from engine.canonical import canonical_json, dump_tagged, tag_data
 from engine.errors import (
     ConcurrencyError,
     HandlerNotFoundError,
@@ -33,6 +33,7 @@ from engine.errors import (
     ProcessError,
 )
 from engine.history import GENESIS_HASH, EventKind, PendingEvent, chain
+from engine.indicators import report_data
 from engine.permissions import Principal, Refusal
 from engine.persistence import EventRecord, InstanceRecord, TaskRecord, writes
 from engine.reading import OPEN_STATES
@@ -85,6 +86,7 @@ _INSTANCE_COLUMNS = (
     "event_count",
     "head_hash",
     "summary",
+    "report_data",
     "data",
 )
 _INSTANCE_TIMES = ("started_at", "updated_at", "ended_at", "next_timer_at")
@@ -101,6 +103,7 @@ _SAVED_COLUMNS = (
     "event_count",
     "head_hash",
     "summary",
+    "report_data",
     "data",
 )
 _JOB_COLUMNS = ("instance_id", "task_id", "kind", "operator", "due_at", "attempts", "created_at")
@@ -271,6 +274,7 @@ class InstanceRow:
     head_hash: str
     summary: str | None
     data: str | None = None
+    report_data: str | None = None
 
     @property
     def label(self) -> str:
@@ -758,7 +762,9 @@ class Work:
         revision = row.revision
         data = instance_data(run)
         row.summary = summarize(data, self.settings.summary or {})
-        row.data = dump_data(data)
+        tagged = tag_data(data)
+        row.data = None if tagged is None else dump_tagged(tagged)
+        row.report_data = report_data(tagged)
         row.state = run.dump()
         row.serializer_version = SERIALIZER_VERSION
         row.updated_at = self.now

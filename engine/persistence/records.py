@@ -147,6 +147,9 @@ class InstanceRecord(Base):
     #: A few fields of the instance's data for worklists (JSON text), kept current by
     #: every command from the configured data paths (`Settings.summary`).
     summary: Mapped[str | None] = mapped_column(Text)
+    #: The fields of the instance's data the report reads (`indicators.REPORT_PATHS`),
+    #: JSON text keyed by path, kept current by every command with the data (0012).
+    report_data: Mapped[str | None] = mapped_column(Text)
     #: The instance's data (JSON text, `canonical.dump_data`), kept current by every
     #: command, so that reads need not restore the state; None when it holds a value
     #: that would not read back as itself, or for an instance not changed since 0005.

@@ -243,6 +243,18 @@ def compile_sources(files: list[SourceFile]) -> Compilation:
             if blocking:
                 compilation.problems.extend(blocking)
                 continue
+        if (
+            kind == "dmn"
+            and next(root.iterchildren(f"{{{etree.QName(root).namespace}}}decision"), None) is None
+        ):
+            compilation.problems.append(
+                Problem(
+                    "a DMN document without a <decision>: nothing a business rule task could call",
+                    source.name,
+                    line=root.sourceline,
+                )
+            )
+            continue
         compilation.documents[source.name] = root
         try:
             if kind == "dmn":

@@ -70,7 +70,11 @@ class _InstanceConverter(BpmnWorkflowConverter):
         return workflow
 
 
-_uuid_text = lru_cache(maxsize=1 << 16)(str)
+#: Task ids as text, for the three times each is written in one dump and the next few
+#: dumps of the same instances. 8,192 ids (about 2 MB) hold some sixty instances'
+#: worth; 65,536 held 16 MB more per process and took a worker some thousands of
+#: returns to fill, which the soak saw as memory growing (docs/security.md, "Load").
+_uuid_text = lru_cache(maxsize=1 << 13)(str)
 
 
 class _TaskConverter(TaskConverter):

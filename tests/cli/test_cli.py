@@ -161,7 +161,7 @@ def test_init_creates_the_schema_then_reports_it_up_to_date(db: str) -> None:
     first = cli("init")
     created = re.fullmatch(r"Database \S+x\.db: schema none -> ([\w ]+)\.\n", first.stdout)
     assert created is not None
-    assert "0011" in created.group(1).split()  # the engine's branch, and the procedure's
+    assert "0012" in created.group(1).split()  # the engine's branch, and the procedure's
     again = cli("init")
     same = re.fullmatch(r"Database \S+x\.db is up to date \(schema ([\w ]+)\)\.\n", again.stdout)
     assert same is not None
@@ -347,6 +347,18 @@ def test_data_from_a_missing_file_is_an_input_error(started: Cli, tmp_path: Path
     result = started("start", "return_request", "--data", f"@{tmp_path / 'none.json'}", code=2)
     assert "cannot read" in result.stderr
     assert "none.json" in result.stderr
+
+
+def test_data_from_a_file_too_large_or_not_utf8_is_an_input_error(
+    started: Cli, tmp_path: Path
+) -> None:
+    endless = started("start", "return_request", "--data", "@/dev/zero", code=2)
+    assert "/dev/zero is larger than 16 MiB" in endless.stderr
+    latin = tmp_path / "latin.json"
+    latin.write_bytes('{"name": "Dürer"}'.encode("latin-1"))
+    result = started("start", "return_request", "--data", f"@{latin}", code=2)
+    assert "is not UTF-8 text" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_set_without_equals_is_an_input_error(started: Cli) -> None:
@@ -616,6 +628,32 @@ def test_run_due_json_reports_each_instance(started: Cli) -> None:
     assert item["error"] is None
     assert item["result"]["instance"]["status"] == "running"
     assert "timer_fired" in [e["kind"] for e in item["result"]["events"]]
+
+
+@pytest.mark.parametrize(("command", "done"), [("run-due", "fired"), ("retry", "retried")])
+def test_run_due_and_retry_all_exit_1_when_an_instance_could_not_be_done(
+    started: Cli, monkeypatch: pytest.MonkeyPatch, command: str, done: str
+) -> None:
+    """Every instance is tried and reported; then a cron job or a script learns from
+    the exit code that one was not. One skipped because another command changed it
+    meanwhile is not a failure."""
+    from engine.api import DueResult, Engine
+
+    results = [
+        DueResult("RMA-1", None, "the diagram's expression failed"),
+        DueResult("RMA-2", None, "changed by another command; skipped", raced=True),
+    ]
+    method = "run_due" if command == "run-due" else "retry_all"
+    monkeypatch.setattr(Engine, method, lambda self, **kwargs: results)
+    argv = [command] if command == "run-due" else [command, "--all"]
+    failed = started(*argv, code=1)
+    assert "RMA-1: the diagram's expression failed" in failed.stderr
+    assert "RMA-2: changed by another command; skipped" in failed.stderr
+    assert f"Error: 1 of 2 instance(s) could not be {done}; the others were." in failed.stderr
+    as_json = started(*argv, "--json", code=1)
+    assert [item["instance"] for item in json.loads(as_json.stdout)] == ["RMA-1", "RMA-2"]
+    del results[0]
+    assert "could not be" not in started(*argv).stderr  # a race alone: exit 0
 
 
 def test_a_bad_now_is_refused_with_a_clear_message(started: Cli) -> None:

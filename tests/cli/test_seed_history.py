@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 import cli as cli_module
+from engine.indicators import report_data
 from handlers import seed_history
 
 COUNT = 200
@@ -80,6 +81,23 @@ def test_counts_match_what_the_generator_made(seeded: tuple[str, seed_history.Se
     assert orders == made.orders > COUNT
     assert returned == COUNT
     assert open_tasks == 0  # a closed return has nothing left open
+
+
+def kept_as_in_data(rows: list[tuple[str | None, str | None]]) -> None:
+    """Each copy's report fields are its own data's (the copy's artist, dates...), as a
+    save would have written them."""
+    assert rows
+    for kept, data in rows:
+        assert data is not None
+        assert kept == report_data(json.loads(data))
+
+
+def test_each_copy_keeps_the_report_fields_of_its_own_data(
+    seeded: tuple[str, seed_history.Seeded],
+) -> None:
+    url, _ = seeded
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+        kept_as_in_data(conn.execute("SELECT report_data, data FROM instance").fetchall())
 
 
 def test_every_history_verifies(seeded: tuple[str, seed_history.Seeded]) -> None:
@@ -157,6 +175,7 @@ def test_seeds_postgresql_with_copy(pg_url: str) -> None:
     with psycopg.connect(pg_url) as conn:
         rows = conn.execute("SELECT status, count(*) FROM instance GROUP BY status").fetchall()
         assert Counter(dict(rows)) == made.by_status
+        kept_as_in_data(conn.execute("SELECT report_data, data FROM instance").fetchall())
         # The sequences were moved past the ids the generator gave.
         conn.execute(
             "INSERT INTO ledger_entry (idempotency_key, rma, kind, amount_minor, currency, "

@@ -4,6 +4,7 @@ inline, commands queue service tasks; a worker runs them and logs a line per job
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,15 @@ def test_a_worker_says_when_commands_run_handlers_themselves(desk: Cli) -> None:
     done = desk("worker", "--once", actor="ops-bot")
     assert "ARTRETURNS_INLINE_HANDLERS is not off" in done.stderr
     assert "Jobs run: 0 (none)." in done.stdout
+
+
+def test_a_worker_says_which_handlers_may_outlast_its_lease(desk: Cli) -> None:
+    quiet = desk("worker", "--once", actor="ops-bot", env=OFF)  # 120 s within 300 s
+    assert "lease" not in quiet.stderr
+    short = desk("worker", "--once", "--lease", "60", actor="ops-bot", env=OFF)
+    assert "Note: handlers may run as long as the 60 s lease or longer: " in short.stderr
+    assert "appraisal.record (120 s)" in short.stderr
+    assert re.search(r"\(120 s\) and \d+ more\. ", short.stderr)  # five named, then a count
+    assert "give --timeout below --lease" in short.stderr
+    fixed = desk("worker", "--once", "--lease", "60", "--timeout", "30", actor="ops-bot", env=OFF)
+    assert "lease" not in fixed.stderr

@@ -413,6 +413,24 @@ def test_a_directory_named_like_a_diagram_is_not_read(engine: Engine, tmp_path: 
         assert [p.process_id for p in engine.processes()] == ["review_call"]
 
 
+def test_a_decision_file_without_a_decision_is_refused_by_name(
+    engine: Engine, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty.dmn"
+    empty.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" id="d" '
+        'name="D" namespace="http://example.com/d"/>\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ProcessValidationError) as raised:
+        engine.deploy([*fixture("review_call.bpmn"), empty], actor=ACTOR)
+    [problem] = raised.value.problems
+    assert (problem.file, problem.line) == ("empty.dmn", 2)
+    assert "without a <decision>" in problem.message
+    assert engine.processes() == []
+
+
 @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
 def test_a_link_to_an_endless_device_is_refused(tmp_path: Path) -> None:
     folder = tmp_path / "diagrams"

@@ -8,6 +8,7 @@ in Python over the same rows, written from the definitions in docs/monitoring.md
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -18,11 +19,12 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy import text as sql
 from support import T0, Recorder, clock_of, fixture
 
 from engine import Engine
-from engine.canonical import dump_data
+from engine.canonical import dump_data, tag_data
 from engine.indicators import (
     BOTTLENECKS,
     DECLINED,
@@ -34,6 +36,7 @@ from engine.indicators import (
     NONE,
     OPEN_STATES,
     PEOPLE_KINDS,
+    REPORT_PATHS,
     TASK,
     Durations,
     Indicators,
@@ -41,6 +44,7 @@ from engine.indicators import (
     ReturnPaths,
     compute,
     durations,
+    report_data,
 )
 from handlers.store.tables import artworks, orders
 
@@ -308,6 +312,10 @@ def write(engine: Engine, history: dict[str, Any]) -> None:
                     event_count=len(r.events),
                     head_hash="0" * 64,
                     data=None if r.data is None else dump_data(r.data),
+                    # Every other return has its report fields kept, as a save keeps
+                    # them; the rest were saved before they were (the report reads
+                    # their data): both ways must give the brute force's answer.
+                    report_data=None if number % 2 else report_data(tag_data(r.data)),
                 )
             )
             for t in r.tasks:
@@ -792,3 +800,68 @@ def test_a_category_returned_far_more_than_the_rest_is_flagged(blank: Engine) ->
     write(blank, {"returns": made[2:], "sold": sold})
     with blank.db.connect() as conn:
         assert compute(conn, now=T0 + DAY).reasons.flagged == ()
+
+
+# -- the report's fields, kept beside the data ------------------------------------------
+
+
+def test_every_save_keeps_the_fields_the_report_reads(engine: Engine) -> None:
+    """Each save writes the data's values at REPORT_PATHS into `instance.report_data`,
+    as the stored data holds them; the report gives the same answer from them as from
+    the data (read where they are missing), and revision 0012 writes them again from
+    the data for instances saved before it."""
+    engine.deploy(fixture("escalate_review.bpmn"), actor="owner")
+    clock = clock_of(engine)
+    engine.start(
+        "escalate_review",
+        {
+            "artwork": {"category": "painting", "artist": "齐白石"},
+            "request": {"reason": "damaged"},
+            "order": {"channel": ["online"]},  # kept as it is
+            "insurance_claim": [{"recovered": {"amount": 1}}],  # a list on the way: none
+            "refunded": {"amount": {"amount": Decimal("1.50"), "currency": "CNY"}},
+            "dispute_outcome": {"$odd": 1},  # kept tagged, as the data keeps it
+        },
+        business_key="K-1",
+        actor=ACTOR,
+    )
+    engine.start("escalate_review", {}, business_key="K-2", actor=ACTOR)
+    clock.set(T0 + HOUR)
+    engine.complete("K-1:review", {"confirmation": {"score": 4}}, actor="ann")
+
+    def kept() -> dict[str, Any]:
+        with engine.db.connect() as conn:
+            found = conn.execute(select(INSTANCE.c.business_key, INSTANCE.c.report_data))
+            return {key: None if kept is None else json.loads(kept) for key, kept in found}
+
+    before = kept()
+    assert set(before["K-1"]) == set(REPORT_PATHS) == set(before["K-2"])
+    assert {p: v for p, v in before["K-1"].items() if v is not None} == {
+        "artwork.category": "painting",
+        "artwork.artist": "齐白石",
+        "request.reason": "damaged",
+        "order.channel": ["online"],
+        "refunded.amount.amount": {"$decimal": "1.50"},
+        "refunded.amount.currency": "CNY",
+        "confirmation.score": 4,
+        "dispute_outcome": {"$dict": {"$odd": 1}},
+    }
+    assert set(before["K-2"].values()) == {None}
+
+    found = report(engine)
+    assert found.money[0].amount.amount == Decimal("1.50")
+    assert found.customers.mean == 4
+    with engine.db.connect() as conn:  # saved before the fields were kept
+        conn.execute(update(INSTANCE).values(report_data=None))
+    assert report(engine) == found
+
+    with engine.db.connect() as conn:  # revision 0012 again, from before it
+        conn.execute(sql("ALTER TABLE instance DROP COLUMN report_data"))
+        conn.execute(
+            sql("UPDATE alembic_version SET version_num = '0011' WHERE version_num = '0012'")
+        )
+    before_upgrade, after_upgrade = engine.init()
+    assert "0011" in (before_upgrade or "").split()
+    assert "0012" in after_upgrade.split()
+    assert kept() == before
+    assert report(engine) == found

@@ -463,6 +463,13 @@ def test_results_at_the_limits_are_allowed(ev: Evaluator) -> None:
     assert ev.evaluate("pow(2, n)", {"n": MAX_INT_BITS}) == 2**MAX_INT_BITS
     assert len(ev.evaluate("list(range(100000))", {})) == 100_000
     assert len(ev.evaluate("''.ljust(n)", {"n": MAX_SEQUENCE_LENGTH})) == MAX_SEQUENCE_LENGTH
+    # A list's items are counted once each, not once more as values.
+    assert len(ev.evaluate("[0] * n", {"n": MAX_SEQUENCE_LENGTH})) == MAX_SEQUENCE_LENGTH
+    with pytest.raises(ValueError, match="exceeds"):
+        ev.evaluate("[0] * n", {"n": MAX_SEQUENCE_LENGTH + 1})
+    assert len(ev.evaluate("['ab'] * n", {"n": MAX_SEQUENCE_LENGTH // 3})) > 0
+    with pytest.raises(ValueError, match="exceeds"):
+        ev.evaluate("['ab'] * n", {"n": MAX_SEQUENCE_LENGTH // 3 + 1})
 
 
 @pytest.mark.parametrize(
