@@ -11,6 +11,7 @@ import gc
 import getpass
 import json
 import os
+import re
 import shlex
 import sys
 import traceback
@@ -284,6 +285,40 @@ def _time(value: datetime | None) -> str:
     if value is None:
         return ""
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+# -- CSV out -----------------------------------------------------------------------------
+
+#: How a cell begins that a spreadsheet may read as a formula (OWASP: "CSV injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?\Z")
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell as written: a text that begins like a formula, and is not a plain number
+    (-12.50 stays as it is), gets a leading apostrophe, so that a spreadsheet opening the
+    file shows it as text rather than running it (a customer named "=HYPERLINK(...)")."""
+    if (
+        isinstance(value, str)
+        and value.startswith(FORMULA_START)
+        and len(value) > 1  # "-", no value in a report, runs nothing
+        and not _PLAIN_NUMBER.match(value)
+    ):
+        return "'" + value
+    return value
+
+
+class _CsvWriter:
+    def __init__(self, out: Any) -> None:
+        self._writer = csv.writer(out, lineterminator="\n")
+
+    def writerow(self, row: Iterable[Any]) -> None:
+        self._writer.writerow([csv_cell(value) for value in row])
+
+
+def _csv_writer(out: Any) -> _CsvWriter:
+    """A CSV writer whose cells a spreadsheet will not run (`csv_cell`)."""
+    return _CsvWriter(out)
 
 
 # -- input parsing ------------------------------------------------------------------
@@ -966,7 +1001,7 @@ def tasks(
         )
         return
     if as_csv:
-        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer = _csv_writer(sys.stdout)
         writer.writerow([*WORKLIST_CSV, *fields])
         for item in found:
             task = item.task
@@ -2436,7 +2471,7 @@ def history(
         _echo_json([{**({"rma": r} if across else {}), **e.to_dict()} for r, e in found])
         return
     if as_csv:
-        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer = _csv_writer(sys.stdout)
         writer.writerow(HISTORY_CSV)
         for rma, event in found:
             writer.writerow(
@@ -3082,7 +3117,7 @@ def _write_report(found: Any, fmt: str, out: Any) -> None:
     if fmt == "json":
         out.write(json.dumps(found.as_data(), indent=2, ensure_ascii=False) + "\n")
     elif fmt == "csv":
-        writer = csv.writer(out, lineterminator="\n")
+        writer = _csv_writer(out)
         writer.writerow(REPORT_CSV)
         for row in found.rows():
             writer.writerow([getattr(row, name) for name in REPORT_CSV])

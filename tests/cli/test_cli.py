@@ -6,6 +6,8 @@ user would read: stdout, stderr and the exit code.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -359,6 +361,33 @@ def test_data_from_a_file_too_large_or_not_utf8_is_an_input_error(
     result = started("start", "return_request", "--data", f"@{latin}", code=2)
     assert "is not UTF-8 text" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_written_as_text(run: Cli) -> None:
+    """A text that begins like a formula gets a leading apostrophe in every CSV out;
+    numbers, a lone "-" and other texts are written as they are."""
+    run("deploy", str(RETURN_REQUEST))
+    names = {
+        "RMA-1": '=HYPERLINK("http://example.com","x")',
+        "RMA-2": "@SUM(A1:A9)",
+        "RMA-3": "-12.50",
+        "RMA-4": "+1 (555) 0100",
+        "RMA-5": "Ann - Lee",
+    }
+    for key, name in names.items():
+        run("start", "return_request", "--key", key, "--set", f"customer.name={name}")
+    rows = list(csv.DictReader(io.StringIO(run("tasks", "--csv").stdout)))
+    got = {row["rma"]: row["customer"] for row in rows}
+    assert got == {
+        "RMA-1": '\'=HYPERLINK("http://example.com","x")',
+        "RMA-2": "'@SUM(A1:A9)",
+        "RMA-3": "-12.5",  # read as the number it is
+        "RMA-4": "'+1 (555) 0100",
+        "RMA-5": "Ann - Lee",
+    }
+    written = {"-": "-", "-0": "-0", "+3.5": "+3.5", "12": "12", "\tx": "'\tx", "-x": "'-x"}
+    assert {cell: cli_module.csv_cell(cell) for cell in written} == written
+    assert cli_module.csv_cell(7) == 7
 
 
 def test_set_without_equals_is_an_input_error(started: Cli) -> None:
