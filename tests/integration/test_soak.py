@@ -57,9 +57,9 @@ WORKERS = 4
 WINDOW = 200  # returns in flight at once
 #: Returns closed before a worker's memory is taken as its baseline: by then each has
 #: filled its instance cache (256 instances) with returns at every stage (measured: a
-#: worker grows from about 10 MB to 315-320 MB over the first 1,000 returns; in a run
-#: of 10,000, with a task-id cache eight times today's, it grew by 13 to 27 MB more up
-#: to about 4,500 returns and no more after).
+#: worker grows from about 10 MB to 295-320 MB over the first 1,000 returns, then by
+#: 10 to 12 MB over the next 9,000; with a task-id cache eight times today's it grew by
+#: 13 to 27 MB up to about 4,500 returns and no more after).
 WARM_UP = min(1000, RETURNS // 2)
 SAMPLE_EVERY = 3.0  # seconds
 #: Growth of a worker's resident memory allowed after the warm-up: a tenth of what it
