@@ -156,7 +156,7 @@ def _drive(engine: Engine, prices: dict[str, Decimal], workers: Workers) -> None
             messages: dict[str, tuple[str, dict[str, Any]]] = {
                 "work_shipped": (
                     "return_shipped",
-                    {"carrier": "SF Express", "tracking_number": f"SF{abs(hash(rma)) % 10**10}"},
+                    {"carrier": "SF Express", "tracking_number": _tracking_number(rma)},
                 ),
                 "work_received": ("return_received", {}),
                 "wait_confirmation": ("customer_confirmation", {"score": 5, "comment": "Thanks"}),
@@ -167,6 +167,12 @@ def _drive(engine: Engine, prices: dict[str, Decimal], workers: Workers) -> None
                 acted |= _act(partial(engine.message, rma, name, payload, actor="customer"))
         if not acted:
             time.sleep(0.2)
+
+
+def _tracking_number(rma: str) -> str:
+    """One tracking number per return, the same in every run (a hash would differ per
+    process and could collide, which the shipping step refuses as a reused number)."""
+    return "SF" + "".join(c for c in rma if c.isalnum())
 
 
 def _service_jobs(engine: Engine) -> int:
