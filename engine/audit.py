@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from engine.errors import InputError
+from engine.errors import HistoryBrokenError, InputError
 from engine.history import GENESIS_HASH, ChainedEvent, rehash
 
 FORMAT = "artreturns-audit-export/1"
@@ -130,32 +130,97 @@ def write_export(
     return manifest
 
 
-def _lines(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+def _manifest(folder: Path) -> dict[str, Any]:
+    """The export's manifest, its fields checked before anything relies on them."""
+    path = folder / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise _damaged(folder, f"it is not JSON ({exc})") from exc
+    if not isinstance(manifest, dict):
+        raise _damaged(folder, "it is not a JSON object")
+    if manifest.get("format") != FORMAT:
+        raise InputError(f"{MANIFEST} is not an artreturns audit export ({FORMAT})")
+    instances = manifest.get("instances")
+    if not isinstance(manifest.get("events_sha256"), str) or not _whole(manifest.get("events")):
+        raise _damaged(folder, "it has no events_sha256 or events count")
+    if not isinstance(instances, list):
+        raise _damaged(folder, "it has no list of instances")
+    for number, instance in enumerate(instances, start=1):
+        shaped = isinstance(instance, dict) and all(
+            isinstance(instance.get(name), str) for name in _TEXT_FIELDS
+        )
+        if not shaped or not all(_whole(instance.get(name)) for name in _NUMBER_FIELDS):
+            raise _damaged(
+                folder,
+                f"instance {number} of its list lacks one of "
+                + ", ".join(_TEXT_FIELDS + _NUMBER_FIELDS),
+            )
+    return manifest
+
+
+_TEXT_FIELDS = ("uid", "anchor", "last_hash")
+_NUMBER_FIELDS = ("first_seq", "last_seq")
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _damaged(folder: Path, what: str) -> HistoryBrokenError:
+    return HistoryBrokenError(
+        f"the export in {folder} does not hold: {MANIFEST} is damaged: {what}",
+        "Check the export against another copy of its manifest.",
+    )
+
+
+def _events(path: Path) -> tuple[list[dict[str, Any]], list[ExportBreak]]:
+    """The lines of the events file that are events, and a break for each that is not
+    (not UTF-8, not JSON, not an object, a field missing or of the wrong kind)."""
+    events: list[dict[str, Any]] = []
+    breaks: list[ExportBreak] = []
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
             try:
-                yield json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path.name} line {number} is not JSON: {exc}") from exc
+                line = json.loads(raw.decode("utf-8"))
+                if not isinstance(line, dict):
+                    raise TypeError("it is not a JSON object")
+                chained_line(line)
+            except KeyError as exc:
+                reason = f"it has no {exc.args[0]}"
+            except UnicodeDecodeError:
+                reason = "it is not UTF-8"
+            except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+                reason = str(exc) or type(exc).__name__
+            else:
+                events.append(line)
+                continue
+            breaks.append(
+                ExportBreak(None, None, f"{EVENTS} line {number} is not an event: {reason}")
+            )
+    return events, breaks
 
 
 def verify_export(folder: Path) -> tuple[dict[str, Any], list[ExportBreak]]:
-    """Check an export offline; the manifest and every break found (empty: intact)."""
+    """Check an export offline; the manifest and every break found (empty: intact).
+
+    A damaged manifest (not JSON, a field missing) raises HistoryBrokenError: there is
+    nothing to check the events against."""
     manifest_path, events_path = folder / MANIFEST, folder / EVENTS
     if not manifest_path.is_file() or not events_path.is_file():
         raise InputError(
             f"{folder} holds no export",
             f"An export is a folder with {MANIFEST} and {EVENTS} (`artreturns audit export`).",
         )
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    if manifest.get("format") != FORMAT:
-        raise InputError(f"{MANIFEST} is not an artreturns audit export ({FORMAT})")
+    manifest = _manifest(folder)
     breaks: list[ExportBreak] = []
     digest = hashlib.sha256(events_path.read_bytes()).hexdigest()
     if digest != manifest["events_sha256"]:
         breaks.append(ExportBreak(None, None, f"{EVENTS} does not match the digest in {MANIFEST}"))
+    events, unreadable = _events(events_path)
+    breaks += unreadable
     by_instance: dict[str, list[dict[str, Any]]] = {}
-    for line in _lines(events_path):
+    for line in events:
         by_instance.setdefault(str(line["instance"]), []).append(line)
     described = {str(i["uid"]): i for i in manifest["instances"]}
     for uid in by_instance.keys() - described.keys():
@@ -178,7 +243,11 @@ def _check_chain(instance: dict[str, Any], lines: list[dict[str, Any]]) -> tuple
             return expected_seq, f"event {expected_seq} is missing (found {seq})"
         if line["prev_hash"] != expected_prev:
             return seq, "its previous-hash does not match the event before it"
-        if rehash(chained_line(line)) != line["hash"]:
+        try:
+            recomputed = rehash(chained_line(line))
+        except ValueError as exc:  # a value no event can hold, such as NaN
+            return seq, f"its content cannot be hashed ({exc}): it was changed"
+        if recomputed != line["hash"]:
             return seq, "its content does not match its hash (it was changed)"
         expected_prev = line["hash"]
         expected_seq += 1
@@ -218,7 +287,8 @@ def exported_events(folder: Path, uid: str) -> tuple[list[ChainedEvent], list[st
     if uid in described:
         label = described[uid].get("business_key") or uid
         problems += [str(b) for b in breaks if b.instance == label]
-    events = [chained_line(line) for line in _lines(folder / EVENTS) if line["instance"] == uid]
+    lines, _unreadable = _events(folder / EVENTS)  # each is among the breaks above
+    events = [chained_line(line) for line in lines if str(line["instance"]) == uid]
     return events, problems
 
 

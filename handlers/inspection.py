@@ -4,12 +4,12 @@ and the evidence that backs it."""
 from __future__ import annotations
 
 import contextlib
-import json
 import reprlib
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from engine.canonical import read_json
 from engine.registry import BpmnError, TaskContext
 from handlers.common import HandlerInputError, need, rma_of, services
 from handlers.money import EXPONENTS, PLAIN_AMOUNT, Money, MoneyError
@@ -105,8 +105,8 @@ def _list(report: Mapping[str, Any], name: str, shape: str, problems: list[str])
     if value is None or (isinstance(value, str) and not value.strip()):
         return []
     if isinstance(value, str):
-        with contextlib.suppress(json.JSONDecodeError):
-            value = json.loads(value)
+        with contextlib.suppress(ValueError):  # not JSON, nested too deep, a huge number
+            value = read_json(value)
     if isinstance(value, list):
         return value
     problems.append(f"The {name} must be a JSON list of {shape}, not {_SHORT.repr(value)}.")

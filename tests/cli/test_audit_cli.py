@@ -99,6 +99,78 @@ def test_tampering_with_an_export_is_caught(run: Cli, tmp_path: Path, tamper: st
         assert "the last event's hash differs from the manifest" in broken.stderr
 
 
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        (b"not json at all", "line 2 is not an event: Expecting value"),
+        (b"[1, 2]", "line 2 is not an event: it is not a JSON object"),
+        (b'{"instance": "x"}', "line 2 is not an event: it has no seq"),
+        (b"\xff\xfe", "line 2 is not an event: it is not UTF-8"),
+        (b"[" * 100_000, "line 2 is not an event: maximum recursion depth"),
+        (b"9" * 5000, "line 2 is not an event: Exceeds the limit"),
+        ("seq", "line 2 is not an event: invalid literal for int()"),
+        ("at", "line 2 is not an event: Invalid isoformat string"),
+        ("data", None),  # any JSON value is data: the chain says it was changed
+    ],
+)
+def test_a_damaged_line_is_a_break_not_a_crash(
+    run: Cli, tmp_path: Path, line: bytes | str, said: str | None
+) -> None:
+    """Whatever a line holds, verifying says where the export breaks, and goes on to
+    check every instance."""
+    out = tmp_path / "export"
+    run("audit", "export", "-o", str(out))
+    events = out / "events.jsonl"
+    lines = events.read_bytes().splitlines(keepends=True)
+    if isinstance(line, bytes):
+        lines[1] = line + b"\n"
+    else:
+        event = json.loads(lines[1])
+        event[line] = {"seq": "two", "at": "yesterday", "data": [None]}[line]
+        lines[1] = json.dumps(event).encode() + b"\n"
+    events.write_bytes(b"".join(lines))
+    broken = run("audit", "verify", "--export", str(out), db=None, code=5)
+    assert "BROKEN the export: events.jsonl does not match the digest" in broken.stderr
+    if said is not None:
+        assert f"BROKEN the export: events.jsonl {said}" in broken.stderr
+        assert "BROKEN RMA-1 at event 2: event 2 is missing (found 3)" in broken.stderr
+    else:
+        assert "BROKEN RMA-1 at event 2: its content does not match its hash" in broken.stderr
+    assert "RMA-2" not in broken.stderr  # the other instance holds
+
+
+@pytest.mark.parametrize(
+    ("manifest", "said"),
+    [
+        ("{not json", "it is not JSON"),
+        ("[]", "it is not a JSON object"),
+        ({"events": 6}, "it has no events_sha256 or events count"),
+        ({"instances": None}, "it has no list of instances"),
+        ({"instances": [{}]}, "instance 1 of its list lacks one of uid, anchor, last_hash,"),
+        ({"instances": [{"uid": 1}]}, "instance 1 of its list lacks one of uid,"),
+    ],
+)
+def test_a_damaged_manifest_is_said_so(
+    run: Cli, tmp_path: Path, manifest: str | dict[str, object], said: str
+) -> None:
+    out = tmp_path / "export"
+    run("audit", "export", "-o", str(out))
+    path = out / "manifest.json"
+    if isinstance(manifest, dict):
+        written = json.loads(path.read_text())
+        written.update(manifest)
+        if "events" in manifest:
+            del written["events_sha256"]
+        manifest = json.dumps(written)
+    path.write_text(manifest)
+    broken = run("audit", "verify", "--export", str(out), db=None, code=5)
+    assert f"does not hold: manifest.json is damaged: {said}" in broken.stderr
+    elsewhere = {"format": "another/1"}
+    path.write_text(json.dumps(elsewhere))
+    refused = run("audit", "verify", "--export", str(out), db=None, code=2)
+    assert "manifest.json is not an artreturns audit export" in refused.stderr
+
+
 def test_an_export_goes_into_a_new_folder(run: Cli, tmp_path: Path) -> None:
     out = tmp_path / "used"
     out.mkdir()

@@ -209,6 +209,8 @@ def test_a_deduction_with_another_outcome_is_sent_back(outcome: str) -> None:
         ({"grade": "mint"}, "The grade 'mint' is not one of excellent, good, fair, poor."),
         ({"grade": ""}, "The report has no grade"),
         ({"observations": "a scuff"}, "The observations must be a JSON list of {zone, text"),
+        ({"observations": "[" * 100_000}, "The observations must be a JSON list of {zone"),
+        ({"observations": "[" + "9" * 5000 + "]"}, "The observations must be a JSON list of"),
         ({"observations": ["a scuff"]}, "Observation 1 must be {zone, text, photos}"),
         ({"observations": [{**SCUFF, "zone": "corner"}]}, "has the zone 'corner'; the zones"),
         ({"observations": [{**SCUFF, "zone": None}]}, "('Light scuff lower left') has no zone"),
