@@ -87,6 +87,8 @@ def parse_roles(text: str, file: str = ROLES_FILE) -> tuple[Roles | None, list[P
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         return None, [Problem(f"not valid TOML: {exc}", file)]
+    except RecursionError:  # arrays or tables nested thousands deep
+        return None, [Problem("not valid TOML: nested too deep to read", file)]
     problems: list[Problem] = []
     roles: list[Role] = []
     needs = table.pop(NEEDS_KEY, [])

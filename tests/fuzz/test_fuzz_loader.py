@@ -6,7 +6,8 @@ and then the database is exactly as it was. A mutant that deploys is started onc
 runs, or it is refused the same way. The edits are made on the XML (elements dropped,
 duplicated and moved; ids, references, conditions, timers, DMN cells and called
 processes changed or removed) and on the bytes (flips, insertions, deletions,
-truncation), so that they reach both the parser and the checks after it.
+truncation), so that they reach both the parser and the checks after it. The roles file
+beside the diagrams is mutated too, by lines and by bytes, and validated with them.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from fuzzing import budgets, done_or_refused_cleanly, scaled
+from fuzzing import TEXT, budgets, done_or_refused_cleanly, refused_or_done, scaled
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mutants import Mutant, mutants
+from mutants import BYTE_EDITS, Mutant, _edit_bytes, mutants
 from support import FIXTURES, PROCESSES, T0
 
 import cli as cli_module
@@ -156,3 +157,62 @@ def test_mutants_through_the_command_line_exit_with_a_message(
             assert len(result.stderr.strip()) > len("Error: ")
 
     run()
+
+
+#: A line of roles.toml replaced by what people and programs get wrong in TOML.
+ROLES_LINES = st.one_of(
+    st.sampled_from(
+        [
+            "[clerk",
+            "[Clerk]",
+            "[a.b.c]",
+            "[[customer_service]]",
+            "user_tasks_need = [[1], {a = 1}]",
+            'user_tasks_need = "form"',
+            "title = 1e999",
+            "title = nan",
+            "supervisor = 2026-11-27",
+            'does = """',
+            "x = " + "[" * 5000 + "]" * 5000,
+            "x = " + "{a = " * 3000 + "1" + "}" * 3000,
+        ]
+    ),
+    TEXT.map(lambda text: f"title = {text}"),
+    TEXT,
+)
+
+
+@budgets
+def test_mutants_of_the_roles_file_validate_or_are_refused_with_a_message(
+    tmp_path: Path, budget: settings
+) -> None:
+    engine = Engine(f"sqlite:///{tmp_path / 'roles.db'}", clock=FixedClock(T0))
+    engine.init()
+    original = (PROCESSES / "roles.toml").read_bytes()
+    diagram = tmp_path / "follow_up.bpmn"
+    shutil.copyfile(PROCESSES / "follow_up.bpmn", diagram)
+    roles = tmp_path / "roles.toml"
+    refused: list[str] = []
+
+    @budget
+    @given(
+        st.lists(st.tuples(st.integers(0, 200), ROLES_LINES), max_size=3),
+        st.lists(BYTE_EDITS, max_size=2),
+    )
+    def validate(lines: list[tuple[int, str]], raw: list[tuple[object, ...]]) -> None:
+        text = original.decode("utf-8").splitlines()
+        for at, line in lines:
+            text[at % len(text)] = line
+        data = "\n".join(text).encode("utf-8", "surrogatepass")
+        for edit in raw:
+            data = _edit_bytes(data, edit)
+        roles.write_bytes(data)
+        _, refusal = refused_or_done(lambda: engine.validate([roles, diagram], stored_roles=False))
+        if refusal is not None:
+            refused.append(refusal.message)
+
+    try:
+        validate()
+    finally:
+        engine.db.dispose()
+    assert refused  # the mutations reach the checks

@@ -48,6 +48,7 @@ def test_a_roles_file_declares_roles_and_their_supervisors() -> None:
     ("text", "expected"),
     [
         ("[clerk\n", "not valid TOML"),
+        ("x = " + "[" * 100_000 + "]" * 100_000, "not valid TOML: nested too deep to read"),
         ("", "declares no roles"),
         ('[Clerk]\ntitle = "C"\ndoes = "x"\n', "lower case with underscores"),
         ('[clerk]\ntitle = "C"\n', "'does' must be a non-empty text"),
