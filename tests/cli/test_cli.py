@@ -345,6 +345,23 @@ def test_bad_data_json_is_an_input_error(started: Cli) -> None:
     assert "--data must be a JSON object" in not_object.stderr
 
 
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        ('{"a": NaN}', "NaN is not a number JSON can hold"),
+        ('{"a": [-Infinity]}', "-Infinity is not a number JSON can hold"),
+        ('{"a": 1e400}', "1e400 is too large a number to store"),
+    ],
+)
+def test_numbers_json_cannot_hold_are_refused_as_given(started: Cli, data: str, said: str) -> None:
+    before = started.json("instances")
+    refused = started("start", "return_request", "--data", data, code=2)
+    assert f"Error: --data is not valid JSON: {said}" in refused.stderr
+    assert started.json("instances") == before  # nothing started
+    kept = started.json("start", "return_request", "--set", "note=NaN", "--set", "n=1e400")
+    assert kept["instance"]["data"] == {"note": "NaN", "n": "1e400"}  # not JSON: kept as text
+
+
 def test_data_from_a_missing_file_is_an_input_error(started: Cli, tmp_path: Path) -> None:
     result = started("start", "return_request", "--data", f"@{tmp_path / 'none.json'}", code=2)
     assert "cannot read" in result.stderr

@@ -549,8 +549,8 @@ def test_a_bad_shipping_charge_or_currency_is_refused(
     ("price_json", "words"),
     [
         ("12.5", "amounts are never float"),
-        ("NaN", "amounts are never float"),
-        ("1e400", "amounts are never float"),
+        ("NaN", "not JSON (NaN is not a number JSON can hold)"),
+        ("1e400", "not JSON (1e400 is too large a number to store)"),
         ("-12", "must be more than zero"),
         ("true", "amounts are never bool"),
         ('"1e3"', "is not an amount as one is written here"),
