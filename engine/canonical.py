@@ -84,19 +84,19 @@ def nesting(value: Any) -> int:
     return deepest
 
 
-class _NotStorable(ValueError):
+class _NotStorableError(ValueError):
     """A number JSON cannot hold: NaN, an infinity, one too large for a float."""
 
 
 def _constant(name: str) -> Any:
-    raise _NotStorable(f"{name} is not a number JSON can hold")
+    raise _NotStorableError(f"{name} is not a number JSON can hold")
 
 
 def _finite(text: str) -> float:
     value = float(text)
     if value in (math.inf, -math.inf):
         shown = text if len(text) <= 24 else f"{text[:20]}..."
-        raise _NotStorable(f"{shown} is too large a number to store")
+        raise _NotStorableError(f"{shown} is too large a number to store")
     return value
 
 
@@ -105,7 +105,7 @@ def read_json(text: str) -> Any:
     JSON, NaN or an infinity, nested deeper than MAX_DEPTH, a number too long to read)."""
     try:
         value = json.loads(text, parse_constant=_constant, parse_float=_finite)
-    except _NotStorable as exc:
+    except _NotStorableError as exc:
         raise ValueError(str(exc)) from exc
     except json.JSONDecodeError as exc:
         raise ValueError(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from exc
