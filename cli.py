@@ -308,17 +308,14 @@ def csv_cell(value: Any) -> Any:
     return value
 
 
-class _CsvWriter:
+class _SafeCsvWriter:
+    """A CSV writer whose cells a spreadsheet will not run (`csv_cell`)."""
+
     def __init__(self, out: Any) -> None:
         self._writer = csv.writer(out, lineterminator="\n")
 
     def writerow(self, row: Iterable[Any]) -> None:
         self._writer.writerow([csv_cell(value) for value in row])
-
-
-def _csv_writer(out: Any) -> _CsvWriter:
-    """A CSV writer whose cells a spreadsheet will not run (`csv_cell`)."""
-    return _CsvWriter(out)
 
 
 # -- input parsing ------------------------------------------------------------------
@@ -1001,7 +998,7 @@ def tasks(
         )
         return
     if as_csv:
-        writer = _csv_writer(sys.stdout)
+        writer = _SafeCsvWriter(sys.stdout)
         writer.writerow([*WORKLIST_CSV, *fields])
         for item in found:
             task = item.task
@@ -2060,14 +2057,14 @@ def run_due(obj: Context, limit: int | None, as_json: bool) -> None:
         _echo_json([r.to_dict() for r in results])
     elif not results:
         click.echo("No timers due.")
-    for item in [] if as_json else results:
-        if item.error:
-            click.echo(f"{item.instance}: {item.error}", err=True)
-        elif item.result:
-            fired = sum(1 for e in item.result.events if e.kind == "timer_fired")
-            click.echo(
-                f"{item.instance}: fired {fired} timer event(s), now {item.result.instance.status}"
-            )
+    else:
+        for item in results:
+            if item.error:
+                click.echo(f"{item.instance}: {item.error}", err=True)
+            elif item.result:
+                fired = sum(1 for e in item.result.events if e.kind == "timer_fired")
+                status = item.result.instance.status
+                click.echo(f"{item.instance}: fired {fired} timer event(s), now {status}")
     _exit_if_any_failed(results, "fired")
 
 
@@ -2346,13 +2343,14 @@ def retry(
         _echo_json([r.to_dict() for r in results])
     elif not results:
         click.echo("No incidents.")
-    for item in [] if as_json else results:
-        if item.error:
-            click.echo(f"{item.instance}: {item.error}", err=True)
-        elif item.result:
-            still = len(item.result.failures)
-            outcome = f"failed again ({still})" if still else "ran"
-            click.echo(f"{item.instance}: {outcome}, now {item.result.instance.status}")
+    else:
+        for item in results:
+            if item.error:
+                click.echo(f"{item.instance}: {item.error}", err=True)
+            elif item.result:
+                still = len(item.result.failures)
+                outcome = f"failed again ({still})" if still else "ran"
+                click.echo(f"{item.instance}: {outcome}, now {item.result.instance.status}")
     _exit_if_any_failed(results, "retried")
 
 
@@ -2471,7 +2469,7 @@ def history(
         _echo_json([{**({"rma": r} if across else {}), **e.to_dict()} for r, e in found])
         return
     if as_csv:
-        writer = _csv_writer(sys.stdout)
+        writer = _SafeCsvWriter(sys.stdout)
         writer.writerow(HISTORY_CSV)
         for rma, event in found:
             writer.writerow(
@@ -3117,7 +3115,7 @@ def _write_report(found: Any, fmt: str, out: Any) -> None:
     if fmt == "json":
         out.write(json.dumps(found.as_data(), indent=2, ensure_ascii=False) + "\n")
     elif fmt == "csv":
-        writer = _csv_writer(out)
+        writer = _SafeCsvWriter(out)
         writer.writerow(REPORT_CSV)
         for row in found.rows():
             writer.writerow([getattr(row, name) for name in REPORT_CSV])
