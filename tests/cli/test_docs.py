@@ -291,3 +291,38 @@ def test_the_procedure_page_shows_every_picture() -> None:
     text = (DOCS / "processes.md").read_text(encoding="utf-8")
     for bpmn in BPMN_FILES:
         assert f"](diagrams/{bpmn.stem}.svg)" in text, f"docs/processes.md lacks {bpmn.stem}"
+
+
+# -- links between the documents ---------------------------------------------------------
+
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+_FENCE = re.compile(r"^```.*?^```", re.S | re.M)
+
+
+def _anchors(page: Path) -> set[str]:
+    """The anchors a page offers: its headings as a Markdown renderer slugs them
+    (lower case, punctuation dropped, spaces to hyphens) and its `<a id="...">`."""
+    text = _FENCE.sub("", page.read_text(encoding="utf-8"))
+    found = set(re.findall(r'<a id="([^"]+)"', text))
+    for heading in re.findall(r"^#+\s+(.+)$", text, re.M):
+        found.add(re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-"))
+    return found
+
+
+@pytest.mark.parametrize(
+    "page",
+    [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_every_link_between_the_documents_leads_somewhere(page: Path) -> None:
+    broken = []
+    for link in _LINK.findall(_FENCE.sub("", page.read_text(encoding="utf-8"))):
+        if re.match(r"[a-z]+:", link):
+            continue  # a web address: not checked, nothing here may reach the network
+        path, _, anchor = link.partition("#")
+        target = (page.parent / path).resolve() if path else page
+        if not target.exists():
+            broken.append(f"{link}: no such file")
+        elif anchor and target.suffix == ".md" and anchor not in _anchors(target):
+            broken.append(f"{link}: no such heading")
+    assert broken == []
