@@ -3632,10 +3632,10 @@ def bench(
     minutes; --cli-returns 0 skips the commands.
 
     --seed-history N does only this: it fills --db (a SQLite file or a PostgreSQL URL,
-    holding no returns yet) with N returns copied, with their own numbers, people and
-    dates, from template returns run through the engine, and orders never returned
-    (docs/benchmarks.md says what is real and what is varied). The same --seed makes
-    the same returns.
+    holding no returns and no users yet) with N returns copied, with their own
+    numbers, people and dates, from template returns run through the engine, and
+    orders never returned (docs/benchmarks.md says what is real and what is varied).
+    The same --seed makes the same returns.
 
     \b
       artreturns bench --markdown

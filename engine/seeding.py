@@ -147,21 +147,27 @@ class TemplateFile:
 def prepare(
     url: str, processes: Sequence[Path], users: Mapping[str, Sequence[str]], actor: str
 ) -> dict[str, int]:
-    """Make the schema at `url`, which must hold no instance yet, deploy `processes` and
-    add `users` (the first an admin); the id of each deployed version by content hash."""
+    """Make the schema at `url`, which must hold no instance and no user yet, deploy
+    `processes` and add `users` (the first an admin, who acts); the id of each deployed
+    version by content hash.
+
+    A database with users is refused like one with returns: the generator acts as its
+    own admin, which only a database nobody is registered in (so one without rules) may
+    let it do."""
     from sqlalchemy import func, select
 
-    from engine.persistence.records import DefinitionRecord, InstanceRecord
+    from engine.persistence.records import DefinitionRecord, InstanceRecord, UserRecord
 
     target = Engine(url)
     try:
         target.init()
         with target.db.read() as session:
-            if session.scalar(select(func.count()).select_from(InstanceRecord)):
-                raise InputError(
-                    f"{url} already holds returns; the generator fills an empty database",
-                    "Give --db a new SQLite file or an empty PostgreSQL schema.",
-                )
+            for record, holds in ((InstanceRecord, "returns"), (UserRecord, "users")):
+                if session.scalar(select(func.count()).select_from(record)):
+                    raise InputError(
+                        f"{url} already holds {holds}; the generator fills an empty database",
+                        "Give --db a new SQLite file or an empty PostgreSQL schema.",
+                    )
         target.deploy(processes, actor=actor)
         for name, roles in users.items():
             target.add_user(name, roles, actor=actor)

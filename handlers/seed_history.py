@@ -772,9 +772,9 @@ def seed(
     batch: int = 2000,
     progress: Callable[[str], None] = lambda _: None,
 ) -> Seeded:
-    """Fill the database at `url`, which holds no return yet, with `count` returns
-    (IN_FLIGHT_SHARE of them in flight), the orders they came from, and orders never
-    returned; the same `seed` makes the same database."""
+    """Fill the database at `url`, which holds no return and no user yet, with `count`
+    returns (IN_FLIGHT_SHARE of them in flight), the orders they came from, and orders
+    never returned; the same `seed` makes the same database."""
     began = time.perf_counter()
     if "://" not in url:  # a SQLite file, as --db takes it
         url = f"sqlite:///{url}"

@@ -50,6 +50,24 @@ def test_the_command_seeds_and_says_what_it_made(tmp_path: Path) -> None:
     assert "already holds returns" in refused.stderr
 
 
+def test_a_database_with_users_is_refused(tmp_path: Path) -> None:
+    """The generator acts as its own admin: only where nobody is registered (so no rule
+    holds) may it. Nothing is deployed or added."""
+    db = str(tmp_path / "people.db")
+    run("--db", db, "init")
+    run("--db", db, "--as", "ada", "users", "add", "ada", "--role", "admin")
+    refused = CliRunner().invoke(
+        cli_module.cli,
+        ["--db", db, "--as", "ada", "bench", "--seed-history", "5"],
+        prog_name="artreturns",
+    )
+    assert refused.exit_code == 2, refused.output
+    assert "already holds users; the generator fills an empty database" in refused.stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM definition").fetchone() == (0,)
+        assert conn.execute("SELECT name FROM user_account").fetchall() == [("ada",)]
+
+
 def test_counts_match_what_the_generator_made(seeded: tuple[str, seed_history.Seeded]) -> None:
     url, made = seeded
     path = url.removeprefix("sqlite:///")
