@@ -11,9 +11,10 @@ import contextlib
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -626,33 +627,24 @@ class Engine(People, Jobs, Versions):
         an instance that fails again is reported, not raised; `progress` is told
         (instances done, instances in all) after each."""
         self._authorize(actor, "retry", lambda p, _: may_change(p, "retry failed tasks"))
-        results: list[DueResult] = []
         instances: dict[int, str] = {}
         for incident in self.incidents(operator=operator):
             label = incident.business_key or f"#{incident.instance_id}"
             instances.setdefault(incident.instance_id, label)
-        for instance_id, label in instances.items():
-            try:
-                result = self.retry(str(instance_id), actor=actor, operator=operator)
-                results.append(DueResult(label, result, None))
-            except ConcurrencyError:
-                results.append(
-                    DueResult(label, None, "changed by another command; skipped", raced=True)
-                )
-            except (PersistenceError, ConfigurationError):
-                raise  # the database refuses or cannot be reached: so for every instance
-            except EngineError as exc:
-                results.append(DueResult(label, None, str(exc)))
-            if progress is not None:
-                progress(len(results), len(instances))
-        return results
+        return _one_by_one(
+            [
+                (label, partial(self.retry, str(instance_id), actor=actor, operator=operator))
+                for instance_id, label in instances.items()
+            ],
+            progress,
+        )
 
     def fire_due(self, instance: str, *, actor: str) -> CommandResult:
         """Fire the timers of one instance that are due now."""
         return self._change(
             instance,
             actor,
-            lambda work, _: None,
+            _nothing,
             operation="fire due timers",
             gate=self._gate("housekeeping", "fire due timers"),
         )
@@ -681,23 +673,16 @@ class Engine(People, Jobs, Versions):
             if limit is not None:
                 query = query.limit(limit)
             due = session.execute(query).all()
-        results: list[DueResult] = []
-        for instance_id, key in due:
-            label = key or f"#{instance_id}"
-            try:
-                result = self._change(str(instance_id), actor, lambda work, _: None, by_id=True)
-                results.append(DueResult(label, result, None))
-            except ConcurrencyError:
-                results.append(
-                    DueResult(label, None, "changed by another command; skipped", raced=True)
+        return _one_by_one(
+            [
+                (
+                    key or f"#{instance_id}",
+                    partial(self._change, str(instance_id), actor, _nothing, by_id=True),
                 )
-            except (PersistenceError, ConfigurationError):
-                raise  # the database refuses or cannot be reached: so for every instance
-            except EngineError as exc:
-                results.append(DueResult(label, None, str(exc)))
-            if progress is not None:
-                progress(len(results), len(due))
-        return results
+                for instance_id, key in due
+            ],
+            progress,
+        )
 
     def _change(
         self,
@@ -1420,6 +1405,35 @@ class Engine(People, Jobs, Versions):
                 "Give more characters of the id.",
             )
         return str(rows[0]["task_id"]), InstanceRow.from_mapping(rows[0])
+
+
+def _one_by_one(
+    commands: Sequence[tuple[str, Callable[[], CommandResult]]],
+    progress: Callable[[int, int], None] | None,
+) -> list[DueResult]:
+    """Run each (label, command), each its own transaction, and say how each went: one
+    that fails, or that another command raced, is reported and the rest still run; a
+    database that refuses or cannot be reached stops them all. `progress` is told
+    (commands done, commands in all) after each."""
+    results: list[DueResult] = []
+    for label, command in commands:
+        try:
+            results.append(DueResult(label, command(), None))
+        except ConcurrencyError:
+            results.append(
+                DueResult(label, None, "changed by another command; skipped", raced=True)
+            )
+        except (PersistenceError, ConfigurationError):
+            raise  # the database refuses or cannot be reached: so for every instance
+        except EngineError as exc:
+            results.append(DueResult(label, None, str(exc)))
+        if progress is not None:
+            progress(len(results), len(commands))
+    return results
+
+
+def _nothing(_work: Work, _task: str | None) -> None:
+    """A change that only runs the engine (the due timers fire as it saves)."""
 
 
 def _default_gate(operation: str) -> Gate:
