@@ -18,11 +18,12 @@ released without counting an attempt.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import ConcurrencyError, InvalidStateError
+from engine.errors import ConcurrencyError, InvalidStateError, ProcessError
 from engine.parts import EnginePart
 from engine.persistence.writes import Write
 from engine.views import _View
@@ -63,6 +64,11 @@ _RELEASE = Write(
     "UPDATE job SET locked_by = NULL, locked_until = NULL WHERE id = :b_id AND locked_by = :b_by"
 )
 _DELETE = Write("DELETE FROM job WHERE id = :b_id")
+_POSTPONE = Write(
+    "UPDATE job SET attempts = :b_attempts, due_at = :b_due, last_error = :b_error, "
+    "locked_by = NULL, locked_until = NULL WHERE id = :b_id AND locked_by = :b_by",
+    ("b_due",),
+)
 _COUNT = Write("SELECT count(*) FROM job WHERE kind = :b_kind")
 _LIST = (
     "SELECT j.id, j.instance_id, i.business_key, j.task_id, t.bpmn_id, j.operator, j.due_at, "
@@ -215,20 +221,12 @@ class Jobs(EnginePart):
         doubling each time), the last one makes the task an incident."""
         seen: dict[str, Any] = {"outcome": "gone"}
         attempt = job.attempts + 1
-        settings = self.settings
 
         def attempt_at(work: Work, task: OpenTask, number: int) -> str:
             """Run one handler; a failure with attempts left waits for its next try."""
             work.attempt_of[task.id] = number
             work.run_service_task(task)
-            error = work.failures.get(task.id)
-            limit = task.attempts or settings.attempts_for(task.operator)
-            if error is not None and number < limit:
-                del work.failures[task.id]
-                when = work.now + settings.backoff(number)
-                work.retry_later[task.id] = (number, when, error)
-                return "retry"
-            return "failed" if error is not None else "done"
+            return _settle(work, task, number)
 
         def apply(work: Work, _task: str | None) -> None:
             if job.kind == "timer":  # the command fires what is due before it applies
@@ -287,7 +285,77 @@ class Jobs(EnginePart):
             with self.db.connect() as conn:
                 _DELETE.run(conn, {"b_id": job.id})
             return outcome("gone")
+        except ProcessError as exc:
+            # The diagram failed around the handler (a condition or a script after it,
+            # a timer's path): nothing of the command was saved. The attempt fails as a
+            # handler's would, so that one instance cannot stop every worker in turn.
+            return outcome(*self._attempt_failed(job, actor, worker, attempt, str(exc)))
         return outcome(seen["outcome"], seen.get("error"))
+
+    def _attempt_failed(
+        self, job: JobView, actor: str, worker: str, attempt: int, error: str
+    ) -> tuple[str, str]:
+        """Record a job's attempt that failed with nothing saved: a service task's as a
+        handler failure (its next try, or an incident after the last), in a command of
+        its own that runs nothing; a timer's, or one that cannot be recorded so, by
+        moving the job to its next try (the wait doubling each time, never an
+        incident: the timer fires when the instance is put right). The outcome and
+        the error."""
+        seen: dict[str, str] = {}
+
+        def record(work: Work, _task: str | None) -> None:
+            task = work.open_task(job.task_id)
+            if task is None or task.kind != "service":
+                return
+            work.attempt_of[task.id] = attempt
+            work.record_failure(task, error, attempt)
+            seen["outcome"] = _settle(work, task, attempt)
+
+        if job.kind == "service":
+            # Not recorded so (the record itself refused, raced, the instance ended):
+            # postponed below, and the next attempt sees what became of it.
+            with contextlib.suppress(ProcessError, ConcurrencyError, InvalidStateError):
+                self._change(
+                    str(job.instance_id),
+                    actor,
+                    record,
+                    by_id=True,
+                    fire=False,  # what is due may be what failed
+                    operation="job",
+                    gate=_worker_gate,
+                    immediate=True,
+                )
+                if "outcome" in seen:  # saved
+                    return seen["outcome"], error
+        # At least a second: with no backoff set, a worker would take it again at once.
+        due = self.clock.now() + max(self.settings.backoff(attempt), timedelta(seconds=1))
+        with self.db.connect() as conn:
+            _POSTPONE.run(
+                conn,
+                {
+                    "b_id": job.id,
+                    "b_by": worker,
+                    "b_attempts": attempt,
+                    "b_due": due,
+                    "b_error": error,
+                },
+            )
+        return "retry", error
+
+
+def _settle(work: Work, task: OpenTask, number: int) -> str:
+    """How attempt `number` at a service task ended: "done"; "retry" (it failed with
+    attempts left: its job waits for its next try, the wait doubling each time); or
+    "failed" (the last attempt failed: the task is an incident)."""
+    settings = work.settings
+    error = work.failures.get(task.id)
+    limit = task.attempts or settings.attempts_for(task.operator)
+    if error is not None and number < limit:
+        del work.failures[task.id]
+        when = work.now + settings.backoff(number)
+        work.retry_later[task.id] = (number, when, error)
+        return "retry"
+    return "failed" if error is not None else "done"
 
 
 def _worker_gate(work: Work, principal: Any) -> Any:

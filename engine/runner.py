@@ -728,6 +728,11 @@ class Work:
             self.row.revision = 1
             _insert(self.conn, self.row)
 
+    def record_failure(self, task: OpenTask, error: str, attempt: int) -> None:
+        """Record attempt `attempt` at a service task as failed with `error`, its handler
+        not run by this command (a worker's attempt that could not be saved)."""
+        self._fail(task, task.operator or "", error, attempt)
+
     def _fail(self, task: OpenTask, operator: str, error: str, attempt: int) -> None:
         self.failures[task.id] = error
         self.record_event(

@@ -11,6 +11,7 @@ import pytest
 from support import Recorder, clock_of, fixture
 
 from engine import ConcurrencyError, Engine, InvalidStateError, Settings
+from engine.worker import Worker
 
 QUEUED = Settings(inline_handlers=False)
 
@@ -226,9 +227,15 @@ def test_workers_and_operators_on_the_same_instances(make_engine: Any, recorder:
             for said in first_words.values():
                 if not said.wait(timeout=120):
                     raise TimeoutError("an operator never got its first comment in")
-            while (job := engine.claim_job(name)) is not None or not stop.is_set():
+            while True:
+                try:
+                    job = engine.claim_job(name)
+                except ConcurrencyError:
+                    continue  # the other worker's claim got there first (as Worker does)
                 if job is not None:
                     engine.run_job(job, actor="worker", worker=name)
+                elif stop.is_set():
+                    break
         except BaseException as exc:
             errors.append(exc)
 
@@ -357,3 +364,95 @@ def test_attempts_that_are_not_a_number_are_refused_at_deploy(
     engine: Engine = make_engine(settings=QUEUED)
     with pytest.raises(ProcessValidationError, match="attempts 'often'"):
         engine.deploy([_with_attempts(tmp_path, "often")], actor="owner")
+
+
+# -- a diagram that fails around a job's handler -----------------------------------------
+
+TIMER_INTO_CONDITION = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d"
+    targetNamespace="http://example.org">
+  <bpmn:process id="timer_condition" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:intermediateCatchEvent id="wait" name="Four hours">
+      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
+      <bpmn:timerEventDefinition><bpmn:timeDuration>PT4H</bpmn:timeDuration>
+      </bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>
+    <bpmn:exclusiveGateway id="gw" default="f4">
+      <bpmn:incoming>f2</bpmn:incoming><bpmn:outgoing>f3</bpmn:outgoing>
+      <bpmn:outgoing>f4</bpmn:outgoing></bpmn:exclusiveGateway>
+    <bpmn:endEvent id="big"><bpmn:incoming>f3</bpmn:incoming></bpmn:endEvent>
+    <bpmn:endEvent id="small"><bpmn:incoming>f4</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="wait"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="wait" targetRef="gw"/>
+    <bpmn:sequenceFlow id="f3" sourceRef="gw" targetRef="big">
+      <bpmn:conditionExpression>amount &gt; 10</bpmn:conditionExpression></bpmn:sequenceFlow>
+    <bpmn:sequenceFlow id="f4" sourceRef="gw" targetRef="small"/>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def test_a_job_whose_diagram_fails_after_its_handler_is_a_failed_attempt(
+    make_engine: Any, recorder: Recorder
+) -> None:
+    """The handler of P-1 returns text, which the condition after it cannot compare: the
+    command fails with nothing saved. The worker records that as a failed attempt (then
+    an incident) and goes on with the other instances, instead of stopping; a job held
+    by a stopped worker would stop the next worker to take it, and so on."""
+    settings = Settings(inline_handlers=False, job_attempts=2, job_backoff=timedelta(0))
+    engine: Engine = make_engine(settings=settings)
+    engine.deploy(fixture("review_call.bpmn"), actor="owner")
+    for key, amount in (("P-1", "x"), ("P-2", 2), ("P-3", 20)):
+        engine.start("review_call", {"amount": amount}, business_key=key, actor="ann")
+        engine.complete(f"{key}:review", {}, actor="ann")
+    lines: list[dict[str, Any]] = []
+    report = Worker([engine], actor="worker", name="w", once=True, log=lines.append).run()
+    assert report.errors == []
+    assert report.outcomes == {"done": 2, "retry": 1, "failed": 1}
+    said = "continuing after 'Call it' failed at 'gw'"
+    failed = [line for line in lines if line["instance"] == engine.show("P-1").id]
+    assert [(line["attempt"], line["outcome"]) for line in failed] == [(1, "retry"), (2, "failed")]
+    assert all(said in line["error"] for line in failed)
+    [incident] = engine.incidents()
+    assert (incident.business_key, incident.attempts) == ("P-1", 2)
+    assert said in (incident.error or "")
+    history = engine.history("P-1")
+    assert [e.data["attempt"] for e in history if e.kind == "handler_failed"] == [1, 2]
+    assert "handler_result" not in [e.kind for e in history]  # its result was never saved
+    assert [engine.show(k).status for k in ("P-1", "P-2", "P-3")] == [
+        "running",
+        "completed",
+        "completed",
+    ]
+    assert [j.status for j in engine.jobs()] == ["failed"]  # nothing held
+    for key in ("P-1", "P-2", "P-3"):
+        assert engine.verify(key) is None
+
+
+def test_a_timer_job_whose_path_fails_waits_for_its_next_try(
+    make_engine: Any, tmp_path: Any
+) -> None:
+    engine: Engine = make_engine(settings=QUEUED)
+    diagram = tmp_path / "timer_condition.bpmn"
+    diagram.write_text(TIMER_INTO_CONDITION, encoding="utf-8")
+    engine.deploy([diagram], actor="owner")
+    engine.start("timer_condition", {"amount": "x"}, business_key="T-1", actor="ann")
+    engine.start("timer_condition", {"amount": 20}, business_key="T-2", actor="ann")
+    clock = clock_of(engine)
+    clock.set(clock.now() + timedelta(hours=5))
+    before = [e.kind for e in engine.history("T-1")]
+    report = Worker([engine], actor="worker", name="w", once=True).run()
+    assert report.errors == []
+    assert report.outcomes == {"done": 1, "retry": 1}
+    assert engine.show("T-2").status == "completed"
+    [job] = engine.jobs()
+    assert (job.business_key, job.kind, job.status, job.attempts) == ("T-1", "timer", "retrying", 1)
+    assert "failed at 'gw'" in (job.last_error or "")
+    assert job.due_at == clock.now() + QUEUED.backoff(1)
+    assert [e.kind for e in engine.history("T-1")] == before  # nothing saved
+    clock.set(job.due_at)
+    assert Worker([engine], actor="worker", name="w", once=True).run().outcomes == {"retry": 1}
+    [again] = engine.jobs()
+    assert again.attempts == 2
+    assert again.due_at == clock.now() + QUEUED.backoff(2)  # the wait doubles
+    assert engine.verify("T-1") is None

@@ -39,7 +39,7 @@ import pytest
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.engine import URL
 from support import prepare_returns
-from test_worker_faults import ACCEPTED, APPROVE, _act, _drain
+from test_worker_faults import _act, _drain, customer_message, operator_step
 
 from engine import Engine, Settings
 from engine.api import _chained
@@ -172,18 +172,6 @@ class Pool:
                     process.kill()
 
 
-def _message(waiting: str, rma: str) -> tuple[str, dict[str, Any]] | None:
-    """The customer's message a task waits for (None: not one the test sends)."""
-    if waiting == "work_shipped":  # a tracking number of its own: one used twice is refused
-        number = "SF" + "".join(c for c in rma if c.isdigit())
-        return "return_shipped", {"carrier": "SF Express", "tracking_number": number}
-    if waiting == "work_received":
-        return "return_received", {}
-    if waiting == "wait_confirmation":
-        return "customer_confirmation", {"score": 5, "comment": "Thanks"}
-    return None
-
-
 @dataclass
 class Desk:
     """Operators and customers: apply for `rows` while fewer than their share of WINDOW
@@ -243,23 +231,17 @@ class Desk:
             rma = task.business_key or ""
             if rma not in self.in_flight:  # a closed return's follow-up is not ours
                 continue
-            data: dict[str, Any]
-            if task.bpmn_id == "approve_return":
-                data, actor = APPROVE, "cs-ann"
-            elif task.bpmn_id == "inspect_work":
-                data, actor = ACCEPTED, "inspector-ivy"
-            elif task.bpmn_id == "confirm_refund":
-                amount = f"{self.prices[rma]:.2f}"
-                data, actor = {"amount": amount, "channel": "original_payment"}, "fin-fay"
-            else:  # a closing return's follow-up, or a step this test does not expect
+            step = operator_step(task.bpmn_id, rma, self.prices)
+            if step is None:  # a closing return's follow-up, or a step not expected
                 other.append((rma, task.bpmn_id))
                 continue
+            data, actor = step
             acted |= self.act(
                 task.bpmn_id, partial(self.engine.complete, task.id, data, actor=actor)
             )
         for wait in waits:
             rma = wait.business_key or ""
-            message = _message(wait.bpmn_id, rma)
+            message = customer_message(wait.bpmn_id, rma)
             if rma in self.in_flight and message is not None:
                 name, payload = message
                 acted |= self.act(

@@ -138,30 +138,16 @@ def _drive(engine: Engine, prices: dict[str, Decimal], workers: Workers) -> None
             rma = task.business_key or ""
             if rma in closed:  # the follow-up after closing (repeat customers) is not ours
                 continue
-            data: dict[str, Any]
-            if task.bpmn_id == "approve_return":
-                data, actor = APPROVE, "cs-ann"
-            elif task.bpmn_id == "inspect_work":
-                data, actor = ACCEPTED, "inspector-ivy"
-            elif task.bpmn_id == "confirm_refund":
-                amount = f"{prices[rma]:.2f}"
-                data, actor = {"amount": amount, "channel": "original_payment"}, "fin-fay"
-            elif rma in _closed(engine):  # closed since this round began: its follow-up
-                continue
-            else:
+            step = operator_step(task.bpmn_id, rma, prices)
+            if step is None:
+                if rma in _closed(engine):  # closed since this round began: its follow-up
+                    continue
                 pytest.fail(f"{rma}: unexpected step {task.bpmn_id}")
+            data, actor = step
             acted |= _act(partial(engine.complete, task.id, data, actor=actor))
         for wait in engine.tasks(kinds=("message",), states=("WAITING",)):
             rma = wait.business_key or ""
-            messages: dict[str, tuple[str, dict[str, Any]]] = {
-                "work_shipped": (
-                    "return_shipped",
-                    {"carrier": "SF Express", "tracking_number": _tracking_number(rma)},
-                ),
-                "work_received": ("return_received", {}),
-                "wait_confirmation": ("customer_confirmation", {"score": 5, "comment": "Thanks"}),
-            }
-            message = messages.get(wait.bpmn_id)
+            message = customer_message(wait.bpmn_id, rma)
             if message is not None:
                 name, payload = message
                 acted |= _act(partial(engine.message, rma, name, payload, actor="customer"))
@@ -169,10 +155,30 @@ def _drive(engine: Engine, prices: dict[str, Decimal], workers: Workers) -> None
             time.sleep(0.2)
 
 
-def _tracking_number(rma: str) -> str:
-    """One tracking number per return, the same in every run (a hash would differ per
-    process and could collide, which the shipping step refuses as a reused number)."""
-    return "SF" + "".join(c for c in rma if c.isalnum())
+def operator_step(
+    step: str, rma: str, prices: dict[str, Decimal]
+) -> tuple[dict[str, Any], str] | None:
+    """The data an operator completes one of the return's steps with, and who (None: not
+    a step these runs take)."""
+    if step == "approve_return":
+        return APPROVE, "cs-ann"
+    if step == "inspect_work":
+        return ACCEPTED, "inspector-ivy"
+    if step == "confirm_refund":
+        return {"amount": f"{prices[rma]:.2f}", "channel": "original_payment"}, "fin-fay"
+    return None
+
+
+def customer_message(waiting: str, rma: str) -> tuple[str, dict[str, Any]] | None:
+    """The customer's message a task waits for (None: not one these runs send)."""
+    if waiting == "work_shipped":  # a tracking number of its own: one used twice is refused
+        number = "SF" + "".join(c for c in rma if c.isalnum())
+        return "return_shipped", {"carrier": "SF Express", "tracking_number": number}
+    if waiting == "work_received":
+        return "return_received", {}
+    if waiting == "wait_confirmation":
+        return "customer_confirmation", {"score": 5, "comment": "Thanks"}
+    return None
 
 
 def _service_jobs(engine: Engine) -> int:
