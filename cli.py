@@ -505,7 +505,8 @@ def cli(ctx: click.Context, db: str, now_text: str | None, actor: str | None, de
     \b
     Exit codes: 0 done, 1 refused or failed (the message says why), 2 bad input,
     3 lost a race with another command (run it again), 4 not allowed,
-    5 a history that does not verify.
+    5 stored data not as written (a history that does not verify, a state that
+    cannot be read).
 
     \b
     A first session:

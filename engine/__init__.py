@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         ProcessError,
         ProcessValidationError,
         ReplayDivergedError,
+        StoredStateError,
         TaskNotFoundError,
         UnsafeDocumentError,
     )
@@ -93,6 +94,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "ProcessError",
         "ProcessValidationError",
         "ReplayDivergedError",
+        "StoredStateError",
         "TaskNotFoundError",
         "UnsafeDocumentError",
     ),
@@ -170,6 +172,7 @@ __all__ = [
     "Role",
     "Roles",
     "Settings",
+    "StoredStateError",
     "SystemClock",
     "TaskContext",
     "TaskNotFoundError",

@@ -36,6 +36,7 @@ from engine.errors import (
     InvalidStateError,
     PermissionDeniedError,
     PersistenceError,
+    StoredStateError,
     TaskNotFoundError,
 )
 from engine.forms import Form
@@ -979,7 +980,6 @@ class Engine(People, Jobs, Versions):
         after event `until_seq`, rebuilt by replaying its history, with the replay's
         report (when it is not clean, the view holds no data and no tasks)."""
         from engine.replay import view_at
-        from engine.spiff import Run
 
         if actor is not None:
             self.authorize(actor, "show", "read", target=instance)
@@ -989,13 +989,7 @@ class Engine(People, Jobs, Versions):
         ids_now: dict[tuple[str, int], str] = {}
         if record.status == STATUS_RUNNING:
             with self.db.connect() as conn:
-                current = Run.restore(
-                    self._bundle(conn, record.definition_id),
-                    record.state,
-                    record.serializer_version,
-                    self.evaluator,
-                    self.clock.now,
-                )
+                current = self._restore(conn, record, self.clock.now())
             ids_now = {(t.ref.path, t.ref.ordinal): t.id for t in current.open_tasks()}
         return view_at(record, report.replayed, tasks, ids_now), report
 
@@ -1334,7 +1328,22 @@ class Engine(People, Jobs, Versions):
         from engine.spiff import Run
 
         bundle = self._bundle(conn, row.definition_id)
-        return Run.restore(bundle, row.state, row.serializer_version, self.evaluator, lambda: now)
+        try:
+            return Run.restore(
+                bundle, row.state, row.serializer_version, self.evaluator, lambda: now
+            )
+        except EngineError:
+            raise  # said already (a serializer this engine cannot read: another version)
+        except (ValueError, LookupError, TypeError, AttributeError, RecursionError) as exc:
+            # Not JSON, a state of the wrong shape (it fails anywhere in the library's
+            # loader), or nested too deep.
+            label = row.business_key or f"#{row.id}"
+            raise StoredStateError(
+                f"{label}: its stored state cannot be read ({type(exc).__name__}: {exc})",
+                "It was changed or damaged after it was saved; its history may still be "
+                f"whole (`artreturns replay {label}` rebuilds the instance from its events "
+                "and shows where it stands). Restore the instance from a backup.",
+            ) from exc
 
     def _bundle(self, conn: Connection, definition_id: int) -> SpecBundle:
         cached = self._specs.cached(definition_id)

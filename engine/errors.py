@@ -163,6 +163,13 @@ class HistoryBrokenError(EngineError):
     exit_code = 5
 
 
+class StoredStateError(EngineError):
+    """An instance's stored state cannot be read: damaged, or written in a form this
+    version cannot load. Its history may still hold (replay rebuilds from it)."""
+
+    exit_code = 5
+
+
 class ReplayDivergedError(EngineError):
     """Replaying an instance's history did not rebuild the states it recorded."""
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import ConcurrencyError, InvalidStateError, ProcessError
+from engine.errors import ConcurrencyError, InvalidStateError, ProcessError, StoredStateError
 from engine.parts import EnginePart
 from engine.persistence.writes import Write
 from engine.views import _View
@@ -285,10 +285,11 @@ class Jobs(EnginePart):
             with self.db.connect() as conn:
                 _DELETE.run(conn, {"b_id": job.id})
             return outcome("gone")
-        except ProcessError as exc:
+        except (ProcessError, StoredStateError) as exc:
             # The diagram failed around the handler (a condition or a script after it,
-            # a timer's path): nothing of the command was saved. The attempt fails as a
-            # handler's would, so that one instance cannot stop every worker in turn.
+            # a timer's path), or the instance's state cannot be read: nothing of the
+            # command was saved. The attempt fails as a handler's would, so that one
+            # instance cannot stop every worker in turn.
             return outcome(*self._attempt_failed(job, actor, worker, attempt, str(exc)))
         return outcome(seen["outcome"], seen.get("error"))
 
@@ -314,7 +315,9 @@ class Jobs(EnginePart):
         if job.kind == "service":
             # Not recorded so (the record itself refused, raced, the instance ended):
             # postponed below, and the next attempt sees what became of it.
-            with contextlib.suppress(ProcessError, ConcurrencyError, InvalidStateError):
+            with contextlib.suppress(
+                ProcessError, StoredStateError, ConcurrencyError, InvalidStateError
+            ):
                 self._change(
                     str(job.instance_id),
                     actor,

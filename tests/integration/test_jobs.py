@@ -8,9 +8,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from support import Recorder, clock_of, fixture
 
-from engine import ConcurrencyError, Engine, InvalidStateError, Settings
+from engine import ConcurrencyError, Engine, InvalidStateError, Settings, StoredStateError
 from engine.worker import Worker
 
 QUEUED = Settings(inline_handlers=False)
@@ -456,3 +457,37 @@ def test_a_timer_job_whose_path_fails_waits_for_its_next_try(
     assert again.attempts == 2
     assert again.due_at == clock.now() + QUEUED.backoff(2)  # the wait doubles
     assert engine.verify("T-1") is None
+
+
+@pytest.mark.parametrize(
+    ("state", "said"),
+    [
+        ("not json", "JSONDecodeError"),
+        ('{"bad": 1}', "AttributeError"),
+        ("[" * 100_000 + "]" * 100_000, "RecursionError"),
+    ],
+    ids=["not-json", "another-shape", "nested-deep"],
+)
+def test_an_instance_whose_state_cannot_be_read_is_said_so_and_stops_no_worker(
+    make_engine: Any, state: str, said: str
+) -> None:
+    engine = _waiting(make_engine, "S-1")
+    engine.start("review_call", {"amount": 2}, business_key="S-2", actor="ann")
+    engine.complete("S-2:review", {}, actor="ann")
+    with engine.db.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE instance SET state = :state WHERE business_key = 'S-1'"),
+            {"state": state},
+        )
+    fresh: Engine = make_engine(settings=QUEUED, clock=clock_of(engine))  # nothing cached
+    with pytest.raises(StoredStateError) as refused:
+        fresh.comment("S-1", "hello", actor="ann")
+    assert f"S-1: its stored state cannot be read ({said}" in refused.value.message
+    assert "artreturns replay S-1" in (refused.value.hint or "")
+    report = Worker([fresh], actor="worker", name="w", once=True).run()
+    assert report.errors == []
+    assert report.outcomes == {"done": 1, "retry": 1}
+    assert fresh.show("S-2").status == "completed"
+    [job] = fresh.jobs()
+    assert (job.business_key, job.status, job.attempts) == ("S-1", "retrying", 1)
+    assert "its stored state cannot be read" in (job.last_error or "")
