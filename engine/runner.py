@@ -122,7 +122,9 @@ _UPSERT_TIMER_JOB = writes.Write(
     f"INSERT INTO job ({', '.join(_JOB_COLUMNS)}) "  # noqa: S608 - constant names
     f"VALUES ({', '.join(':' + c for c in _JOB_COLUMNS)}) "
     "ON CONFLICT (task_id, kind) DO UPDATE SET due_at = excluded.due_at, "
-    "locked_by = NULL, locked_until = NULL",
+    # A save is a fresh start for the timer: attempts that failed before it (a path
+    # that raised, `Jobs._attempt_failed`) no longer count.
+    "attempts = 0, last_error = NULL, locked_by = NULL, locked_until = NULL",
     ("due_at", "created_at"),
 )
 _UPDATE_INSTANCE = writes.update("instance", _SAVED_COLUMNS, ("id", "revision"), _INSTANCE_TIMES)

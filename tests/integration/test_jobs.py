@@ -457,6 +457,13 @@ def test_a_timer_job_whose_path_fails_waits_for_its_next_try(
     assert again.attempts == 2
     assert again.due_at == clock.now() + QUEUED.backoff(2)  # the wait doubles
     assert engine.verify("T-1") is None
+    # Any change to the instance (here a comment; a move to a corrected version) is a
+    # fresh start: the timer is due again, with no attempt counted.
+    engine.comment("T-1", "looked at it", actor="ann")
+    [fresh] = engine.jobs()
+    assert (fresh.status, fresh.attempts, fresh.last_error) == ("queued", 0, None)
+    assert fresh.due_at is not None
+    assert fresh.due_at <= clock.now()
 
 
 @pytest.mark.parametrize(
