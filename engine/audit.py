@@ -174,30 +174,30 @@ def _damaged(folder: Path, what: str) -> HistoryBrokenError:
     )
 
 
-def _events(path: Path) -> tuple[list[dict[str, Any]], list[ExportBreak]]:
+def _events(data: bytes) -> tuple[list[dict[str, Any]], list[ExportBreak]]:
     """The lines of the events file that are events, and a break for each that is not
     (not UTF-8, not JSON, not an object, a field missing or of the wrong kind)."""
     events: list[dict[str, Any]] = []
     breaks: list[ExportBreak] = []
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = json.loads(raw.decode("utf-8"))
-                if not isinstance(line, dict):
-                    raise TypeError("it is not a JSON object")
-                chained_line(line)
-            except KeyError as exc:
-                reason = f"it has no {exc.args[0]}"
-            except UnicodeDecodeError:
-                reason = "it is not UTF-8"
-            except (ValueError, TypeError, OverflowError, RecursionError) as exc:
-                reason = str(exc) or type(exc).__name__
-            else:
-                events.append(line)
-                continue
-            breaks.append(
-                ExportBreak(None, None, f"{EVENTS} line {number} is not an event: {reason}")
-            )
+    lines = data.split(b"\n")
+    if lines[-1] == b"":  # the newline that ends the last line
+        lines.pop()
+    for number, raw in enumerate(lines, start=1):
+        try:
+            line = json.loads(raw.decode("utf-8"))
+            if not isinstance(line, dict):
+                raise TypeError("it is not a JSON object")
+            chained_line(line)
+        except KeyError as exc:
+            reason = f"it has no {exc.args[0]}"
+        except UnicodeDecodeError:
+            reason = "it is not UTF-8"
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+            reason = str(exc) or type(exc).__name__
+        else:
+            events.append(line)
+            continue
+        breaks.append(ExportBreak(None, None, f"{EVENTS} line {number} is not an event: {reason}"))
     return events, breaks
 
 
@@ -206,6 +206,14 @@ def verify_export(folder: Path) -> tuple[dict[str, Any], list[ExportBreak]]:
 
     A damaged manifest (not JSON, a field missing) raises HistoryBrokenError: there is
     nothing to check the events against."""
+    manifest, breaks, _events_read = _checked(folder)
+    return manifest, breaks
+
+
+def _checked(
+    folder: Path,
+) -> tuple[dict[str, Any], list[ExportBreak], list[dict[str, Any]]]:
+    """`verify_export`, with the lines of the events file that are events."""
     manifest_path, events_path = folder / MANIFEST, folder / EVENTS
     if not manifest_path.is_file() or not events_path.is_file():
         raise InputError(
@@ -214,10 +222,10 @@ def verify_export(folder: Path) -> tuple[dict[str, Any], list[ExportBreak]]:
         )
     manifest = _manifest(folder)
     breaks: list[ExportBreak] = []
-    digest = hashlib.sha256(events_path.read_bytes()).hexdigest()
-    if digest != manifest["events_sha256"]:
+    data = events_path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != manifest["events_sha256"]:
         breaks.append(ExportBreak(None, None, f"{EVENTS} does not match the digest in {MANIFEST}"))
-    events, unreadable = _events(events_path)
+    events, unreadable = _events(data)
     breaks += unreadable
     by_instance: dict[str, list[dict[str, Any]]] = {}
     for line in events:
@@ -231,7 +239,7 @@ def verify_export(folder: Path) -> tuple[dict[str, Any], list[ExportBreak]]:
         if found is not None:
             seq, reason = found
             breaks.append(ExportBreak(label, seq, reason))
-    return manifest, breaks
+    return manifest, breaks, events
 
 
 def _check_chain(instance: dict[str, Any], lines: list[dict[str, Any]]) -> tuple[int, str] | None:
@@ -281,13 +289,12 @@ def chained_line(line: dict[str, Any]) -> ChainedEvent:
 def exported_events(folder: Path, uid: str) -> tuple[list[ChainedEvent], list[str]]:
     """One instance's events in an export, oldest first, with what does not hold in the
     export (its digest, or that instance's chain)."""
-    manifest, breaks = verify_export(folder)
+    manifest, breaks, lines = _checked(folder)
     problems = [str(b) for b in breaks if b.instance is None]
     described = {str(i["uid"]): i for i in manifest["instances"]}
     if uid in described:
         label = described[uid].get("business_key") or uid
         problems += [str(b) for b in breaks if b.instance == label]
-    lines, _unreadable = _events(folder / EVENTS)  # each is among the breaks above
     events = [chained_line(line) for line in lines if str(line["instance"]) == uid]
     return events, problems
 
